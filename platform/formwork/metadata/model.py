@@ -37,6 +37,37 @@ CHILD_FIELDS = ("parent_id", "parent_field", "row_order")
 
 BUILTIN_ENTITIES = ("user", "department")
 
+# Types of the system columns, for references to them (list columns, sort, report paths).
+SYSTEM_FIELD_TYPES = {
+    "id": "integer",
+    "created_at": "datetime",
+    "created_by": "link:user",
+    "updated_at": "datetime",
+    "updated_by": "link:user",
+    "version": "integer",
+}
+# The statuses an approval gives its entity; the first is where a new record starts.
+APPROVAL_STATUSES = ("draft", "pending", "approved", "rejected", "withdrawn")
+# The role that always exists; the security stage gives its members every right.
+ADMIN_ROLE = "admin"
+# Named defaults a report `daterange` parameter may have (reports resolve them to dates).
+DATERANGE_PRESETS = (
+    "today",
+    "yesterday",
+    "this_week",
+    "last_week",
+    "this_month",
+    "last_month",
+    "this_quarter",
+    "last_quarter",
+    "this_year",
+    "last_year",
+    "last_7_days",
+    "last_30_days",
+    "last_90_days",
+    "last_365_days",
+)
+
 
 def label_text(label: dict[str, str], locale: str = "en", fallback: str = "") -> str:
     """The label in ``locale``, else English, else any locale, else ``fallback``."""
@@ -80,6 +111,7 @@ class Field:
     read_only: bool = False
     renamed_from: tuple[str, ...] = ()
     place: Place | None = None
+    description: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_stored(self) -> bool:
@@ -127,6 +159,7 @@ class Entity:
     has_status: bool = False  # a workflow or approval is attached
     tree: bool = False  # has a `parent` link to itself (department)
     place: Place | None = None
+    description: dict[str, str] = field(default_factory=dict)
 
     def stored_fields(self) -> list[Field]:
         return [f for f in self.fields.values() if f.is_stored]
@@ -296,6 +329,15 @@ class Report:
     chart: Chart | None = None
     roles: tuple[str, ...] = ()
     place: Place | None = None
+    description: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MenuGroup:
+    """One group of the app's menu: a label and entity or report names, in order."""
+
+    label: dict[str, str]
+    items: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -314,6 +356,8 @@ class App:
     roles: dict[str, Role] = field(default_factory=dict)
     reports: dict[str, Report] = field(default_factory=dict)
     metadata_hash: str = ""
+    menu: tuple[MenuGroup, ...] = ()
+    description: dict[str, str] = field(default_factory=dict)
 
     def entity(self, name: str) -> Entity:
         return self.entities[name]
