@@ -1,0 +1,175 @@
+"""Turning input values (JSON, form strings, CSV cells) into the Python type of a field.
+
+Each converter returns the typed value or raises ``WrongType`` with the message a user
+reads. Empty input (None, "" or only spaces) means "no value" for every type.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from formwork.metadata.model import Field
+
+TRUE_WORDS = frozenset({"true", "yes", "y", "on", "1"})
+FALSE_WORDS = frozenset({"false", "no", "n", "off", "0"})
+
+
+class WrongType(ValueError):
+    """The value cannot be read as the field's type; ``message`` says what is expected."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def is_empty(value: Any) -> bool:
+    """True for None, an empty string or a string of spaces: the field has no value."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return str(value)
+    raise WrongType("must be text")
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise WrongType("must be a whole number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float | Decimal):
+        if value == int(value):
+            return int(value)
+        raise WrongType("must be a whole number")
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise WrongType("must be a whole number")
+
+
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise WrongType("must be a number")
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, int):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        # via str so 0.1 stays 0.1 and not its binary expansion
+        number = Decimal(str(value))
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise WrongType("must be a number") from None
+    else:
+        raise WrongType("must be a number")
+    if not number.is_finite():
+        raise WrongType("must be a number")
+    return number
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    raise WrongType("must be true or false")
+
+
+def _date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise WrongType("must be a date (YYYY-MM-DD)")
+
+
+def _datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise WrongType("must be a date and time (YYYY-MM-DD HH:MM)") from None
+    else:
+        raise WrongType("must be a date and time (YYYY-MM-DD HH:MM)")
+    return to_utc(moment)
+
+
+def to_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC with its time zone set; a time without a zone is taken as UTC.
+
+    SQLite keeps no zone, PostgreSQL converts to the session's: both are read back and
+    handed out in UTC, so the same record looks the same on either engine."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def coerce_id(value: Any) -> int:
+    """A record id from an int, a numeric string or a mapping with ``id``; raises ``WrongType``."""
+    if isinstance(value, dict) and "id" in value:
+        value = value["id"]
+    try:
+        number = _integer(value)
+    except WrongType:
+        raise WrongType("must be the id of a record") from None
+    return number
+
+
+def _json(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        raise WrongType("must be JSON data (text, numbers, lists, mappings)") from None
+    return value
+
+
+CONVERTERS = {
+    "string": _text,
+    "text": _text,
+    "email": lambda v: _text(v).strip(),
+    "choice": lambda v: _text(v).strip(),
+    "file": _text,
+    "integer": _integer,
+    "decimal": _decimal,
+    "boolean": _boolean,
+    "date": _date,
+    "datetime": _datetime,
+    "link": coerce_id,
+    "json": _json,
+}
+
+
+def coerce_value(field: Field, value: Any) -> Any:
+    """``value`` as ``field``'s Python type, None when empty; raises ``WrongType``."""
+    if field.type == "json":
+        return None if value is None else _json(value)
+    if field.type == "boolean" and value is False:
+        return False
+    if is_empty(value):
+        return None
+    return CONVERTERS[field.type](value)

@@ -1,0 +1,113 @@
+"""``list`` and ``count``: simple filtered, sorted, paged reads for screens and the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from formwork.metadata.model import STATUS_FIELD, App, Entity, Field
+from formwork.problems import did_you_mean
+from formwork.records.coerce import WrongType, coerce_value
+from formwork.records.errors import FieldError, RecordInvalid
+from formwork.records.query import RecordQuery
+from formwork.records.rows import record_columns, row_dict, select_record
+
+# Types of the columns every table has, so filters on them convert like fields do.
+SYSTEM_COLUMN_TYPES = {
+    "id": "integer",
+    "created_at": "datetime",
+    "updated_at": "datetime",
+    "created_by": "link",
+    "updated_by": "link",
+    "version": "integer",
+    STATUS_FIELD: "string",
+    "parent_id": "integer",
+    "parent_field": "string",
+    "row_order": "integer",
+}
+
+
+def _column_field(entity: Entity, name: str) -> Field | None:
+    if name in entity.fields and entity.fields[name].is_stored:
+        return entity.fields[name]
+    if name in record_columns(entity):
+        return Field(name=name, type=SYSTEM_COLUMN_TYPES[name])
+    return None
+
+
+def _unknown(entity: Entity, name: str, what: str) -> FieldError:
+    hint = did_you_mean(name, record_columns(entity))
+    suffix = f" (did you mean '{hint}'?)" if hint else ""
+    return FieldError(name, "unknown_field", f"cannot {what} by '{name}': not a field of {entity.name}{suffix}")
+
+
+def _conditions(app: App, entity: Entity, table: sa.Table, query: RecordQuery, limit: sa.ColumnElement[bool] | None) -> list[sa.ColumnElement[bool]]:
+    errors: list[FieldError] = []
+    conditions: list[sa.ColumnElement[bool]] = []
+    for name, wanted in query.filters.items():
+        fld = _column_field(entity, name)
+        if fld is None:
+            errors.append(_unknown(entity, name, "filter"))
+            continue
+        values = list(wanted) if isinstance(wanted, list | tuple | set | frozenset) else [wanted]
+        try:
+            typed = [coerce_value(fld, v) for v in values]
+        except WrongType as wrong:
+            errors.append(FieldError(name, "type", wrong.message))
+            continue
+        column = table.c[name]
+        present = [v for v in typed if v is not None]
+        options = [column.in_(present)] if present else []
+        if len(present) < len(typed):
+            options.append(column.is_(None))
+        conditions.append(sa.or_(*options) if len(options) > 1 else options[0] if options else sa.false())
+    if query.search:
+        fields = query.search_fields or _default_search(app, entity)
+        term = query.search.strip().lower()
+        matches = [sa.func.lower(table.c[f]).contains(term, autoescape=True) for f in fields if f in table.c]
+        conditions.append(sa.or_(*matches) if matches else sa.false())
+    if errors:
+        raise RecordInvalid(errors)
+    if limit is not None:
+        conditions.append(limit)
+    return conditions
+
+
+def _default_search(app: App, entity: Entity) -> tuple[str, ...]:
+    form = app.form_for(entity.name)
+    if form is not None and form.list.search:
+        return form.list.search
+    return (entity.title_field,) if entity.title_field else ()
+
+
+def _order(entity: Entity, table: sa.Table, sort: tuple[str, ...]) -> list[sa.ColumnElement[Any]]:
+    errors: list[FieldError] = []
+    order: list[sa.ColumnElement[Any]] = []
+    for key in sort:
+        name = key.lstrip("-+")
+        if _column_field(entity, name) is None:
+            errors.append(_unknown(entity, name, "sort"))
+            continue
+        order.append(table.c[name].desc() if key.startswith("-") else table.c[name].asc())
+    if errors:
+        raise RecordInvalid(errors)
+    # id last keeps pages stable when the sort keys repeat
+    order.append(table.c.id.asc())
+    return order
+
+
+def list_rows(conn: sa.Connection, app: App, entity: Entity, table: sa.Table, query: RecordQuery, limit: sa.ColumnElement[bool] | None) -> list[dict[str, Any]]:
+    """The matching records (without child rows), sorted and paged."""
+    statement = select_record(table, entity).where(*_conditions(app, entity, table, query, limit))
+    statement = statement.order_by(*_order(entity, table, query.sort)).offset(max(query.offset, 0))
+    if query.limit is not None:
+        statement = statement.limit(max(query.limit, 0))
+    columns = record_columns(entity)
+    return [row_dict(row, columns) for row in conn.execute(statement).mappings()]
+
+
+def count_rows(conn: sa.Connection, app: App, entity: Entity, table: sa.Table, query: RecordQuery, limit: sa.ColumnElement[bool] | None) -> int:
+    """How many records match the filters and search."""
+    statement = sa.select(sa.func.count()).select_from(table).where(*_conditions(app, entity, table, query, limit))
+    return int(conn.execute(statement).scalar_one())

@@ -1,0 +1,119 @@
+"""Writing rows: the versioned INSERT/UPDATE/DELETE of a record and of its child rows.
+
+A database refusal that a user caused (a unique value taken by a concurrent write
+between our check and our write) becomes the same ``RecordInvalid`` the check would
+have given; anything else is our bug and propagates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from formwork.metadata.model import STATUS_FIELD, App, Entity
+from formwork.records.actor import Actor
+from formwork.records.errors import FieldError, RecordInvalid
+from formwork.records.rules import unique_message
+
+SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)")
+
+
+def violated_unique(error: sa.exc.IntegrityError, table: sa.Table) -> tuple[str, ...] | None:
+    """The columns of the unique constraint ``error`` reports on ``table``, if it is one."""
+    diag = getattr(error.orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    if name:
+        for constraint in table.constraints:
+            if isinstance(constraint, sa.UniqueConstraint) and constraint.name == name:
+                return tuple(c.name for c in constraint.columns)
+        for index in table.indexes:
+            if index.unique and index.name == name:
+                return tuple(c.name for c in index.columns)
+        return None
+    found = SQLITE_UNIQUE.search(str(error.orig))
+    if not found:
+        return None
+    columns = [part.strip() for part in found.group(1).split(",")]
+    if not all(c.startswith(f"{table.name}.") for c in columns):
+        return None
+    return tuple(c.split(".", 1)[1] for c in columns)
+
+
+def guarded(conn: sa.Connection, statement: sa.Executable, entity: Entity, table: sa.Table, record: Mapping[str, Any], prefix: str = "") -> sa.CursorResult[Any]:
+    """Execute a write; a unique violation becomes ``RecordInvalid`` with the check's message."""
+    try:
+        return conn.execute(statement)
+    except sa.exc.IntegrityError as error:
+        columns = violated_unique(error, table)
+        if columns is None or not all(c in entity.fields for c in columns):
+            raise
+        message = unique_message(entity, columns, record)
+        raise RecordInvalid([FieldError(f"{prefix}{columns[0]}", "unique", message)]) from error
+
+
+def column_values(entity: Entity, record: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored field values (and status) of ``record``, as columns to write."""
+    values = {f.name: record.get(f.name) for f in entity.stored_fields()}
+    if entity.has_status and STATUS_FIELD not in entity.fields:
+        values[STATUS_FIELD] = record.get(STATUS_FIELD)
+    return values
+
+
+def insert_row(conn: sa.Connection, table: sa.Table, entity: Entity, record: Mapping[str, Any], actor: Actor, now: datetime, extra: Mapping[str, Any] | None = None, prefix: str = "") -> int:
+    """Insert a new row at version 1 and return its id."""
+    values = column_values(entity, record)
+    values.update(created_at=now, updated_at=now, created_by=actor.user_id, updated_by=actor.user_id, version=1)
+    values.update(extra or {})
+    statement = table.insert().values(**values).returning(table.c.id)
+    return int(guarded(conn, statement, entity, table, record, prefix).scalar_one())
+
+
+def update_row(conn: sa.Connection, table: sa.Table, entity: Entity, record_id: int, version: int, changed: Mapping[str, Any], record: Mapping[str, Any], actor: Actor, now: datetime, prefix: str = "") -> bool:
+    """Write ``changed`` columns if the row still has ``version``; bump the version.
+
+    Returns False when no row matched: someone else changed or deleted it meanwhile."""
+    statement = (
+        table.update()
+        .where(table.c.id == record_id, table.c.version == version)
+        .values(**changed, version=version + 1, updated_at=now, updated_by=actor.user_id)
+    )
+    return guarded(conn, statement, entity, table, record, prefix).rowcount == 1
+
+
+def replace_rows(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], field_name: str, child: Entity, parent_id: int, old_rows: list[dict[str, Any]], new_rows: list[dict[str, Any]], actor: Actor, now: datetime) -> None:
+    """Make the rows of table field ``field_name`` of ``parent_id`` equal ``new_rows`` in order:
+    rows carrying an ``id`` are updated in place, the others inserted, the missing deleted."""
+    table = tables[child.name]
+    kept = {row["id"] for row in new_rows if row.get("id") is not None}
+    gone = [row["id"] for row in old_rows if row["id"] not in kept]
+    if gone:
+        conn.execute(table.delete().where(table.c.id.in_(gone)))
+    before = {row["id"]: row for row in old_rows}
+    for index, row in enumerate(new_rows):
+        prefix = f"{field_name}[{index}]."
+        values = column_values(child, row)
+        if row.get("id") is None:
+            extra = {"parent_id": parent_id, "parent_field": field_name, "row_order": index}
+            insert_row(conn, table, child, row, actor, now, extra, prefix)
+            continue
+        old = before[row["id"]]
+        changed = {k: v for k, v in values.items() if old.get(k) != v}
+        changed["row_order"] = index
+        statement = (
+            table.update()
+            .where(table.c.id == row["id"])
+            .values(**changed, version=table.c.version + 1, updated_at=now, updated_by=actor.user_id)
+        )
+        guarded(conn, statement, child, table, row, prefix)
+
+
+def delete_rows(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], entity: Entity, parent_id: int) -> None:
+    """Delete every child row of ``parent_id`` (whatever the foreign keys say)."""
+    for fld in entity.fields.values():
+        if fld.type == "table" and fld.entity:
+            table = tables[fld.entity]
+            conn.execute(table.delete().where(table.c.parent_id == parent_id, table.c.parent_field == fld.name))

@@ -1,0 +1,442 @@
+"""``RecordService``: the one write path of Formwork.
+
+REST, screens, import, workflow actions, plugins and seed data all create, update and
+delete records here, so every write gets the same checks, hooks, versioning, audit
+trail and events, in one transaction. docs/records.md describes the steps of a save
+in order; each step lives in its own module of this package.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from formwork.metadata.model import STATUS_FIELD, App, Approval, Entity, Field
+from formwork.plugins import HookRegistry
+from formwork.records import journal, persist
+from formwork.records.actor import Actor
+from formwork.records.coerce import WrongType, coerce_value, is_empty, to_utc
+from formwork.records.errors import RECORD, FieldError, RecordInvalid, RecordNotFound, StaleVersion
+from formwork.records.formulas import Formulas
+from formwork.records.hooks import HookContext, call_hook
+from formwork.records.intake import ROW_ID, USER_CHANNELS, Intake, read_values
+from formwork.records.listing import count_rows, list_rows
+from formwork.records.numbering import next_number
+from formwork.records.policy import AllowAll, RecordPolicy
+from formwork.records.query import RecordQuery
+from formwork.records.rows import read_record
+from formwork.records.rules import RowScope, Validation, entity_label
+from formwork.storage import Schema
+
+log = logging.getLogger(__name__)
+
+CHANNELS = ("api", "screen", "import", "workflow", "plugin", "seed", "cli")
+# The initial status of a record under an approval (a workflow names its own).
+APPROVAL_INITIAL = "draft"
+
+
+class RecordService:
+    """Creates, updates, deletes and reads the records of ``app`` in ``engine``'s database.
+
+    ``hooks`` resolves the plugin hooks metadata names; ``clock`` gives "now" (UTC) for
+    timestamps, defaults and numbers; ``policy`` decides what an actor may do (every
+    actor may do everything until the security stage passes its policy)."""
+
+    def __init__(
+        self,
+        app: App,
+        schema: Schema,
+        engine: sa.Engine,
+        hooks: HookRegistry | None = None,
+        clock: Callable[[], datetime] | None = None,
+        policy: RecordPolicy | None = None,
+    ) -> None:
+        self.app = app
+        self.schema = schema
+        self.engine = engine
+        self.hooks = hooks
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.policy: RecordPolicy = policy or AllowAll()
+        self.tables = schema.tables
+        self._audit = schema.metadata.tables["fw_audit"]
+        self._events = schema.metadata.tables["fw_event"]
+        self._sequences = schema.metadata.tables["fw_number_sequence"]
+        self._formulas = Formulas()
+        # The connection of the transaction in progress in this thread/task, so a hook that
+        # writes through the service joins the transaction of the write that called it.
+        self._active: ContextVar[sa.Connection | None] = ContextVar(f"formwork_records_{id(self)}", default=None)
+
+    # ----------------------------------------------------------------- transactions
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """One transaction for every service call inside the block (and the caller's own
+        statements on the yielded connection): all of it commits, or none of it.
+
+        Inside a transaction already open in this thread, joins it. On SQLite the write
+        lock is taken at BEGIN, so two writers never meet half-way."""
+        active = self._active.get()
+        if active is not None:
+            yield active
+            return
+        with self.engine.connect() as conn:
+            conn.execution_options(formwork_begin_immediate=True)
+            with conn.begin():
+                token = self._active.set(conn)
+                try:
+                    yield conn
+                finally:
+                    self._active.reset(token)
+
+    @contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        active = self._active.get()
+        if active is not None:
+            yield active
+            return
+        with self.engine.connect() as conn:
+            yield conn
+
+    # ----------------------------------------------------------------- reads
+
+    def get(self, entity: str, record_id: int, actor: Actor) -> dict[str, Any]:
+        """The record with its child rows nested; ``RecordNotFound`` when it does not exist
+        or the actor may not see it."""
+        ent = self._entity(entity)
+        with self._reading() as conn:
+            record = read_record(conn, self.app, self.tables, ent, record_id)
+            if record is None or not self._visible(conn, ent, record_id, actor):
+                raise RecordNotFound(entity, record_id)
+        self.policy.authorize("read", entity, actor, None, record)
+        return record
+
+    def list(self, entity: str, actor: Actor, query: RecordQuery) -> list[dict[str, Any]]:
+        """Records matching ``query`` (without child rows), as the actor may see them."""
+        ent = self._entity(entity)
+        self.policy.authorize("read", entity, actor, None, None)
+        table = self.tables[ent.name]
+        with self._reading() as conn:
+            return list_rows(conn, self.app, ent, table, query, self.policy.row_filter(entity, actor, table))
+
+    def count(self, entity: str, actor: Actor, query: RecordQuery) -> int:
+        """How many records match ``query``'s filters and search (sort and paging ignored)."""
+        ent = self._entity(entity)
+        self.policy.authorize("read", entity, actor, None, None)
+        table = self.tables[ent.name]
+        with self._reading() as conn:
+            return count_rows(conn, self.app, ent, table, query, self.policy.row_filter(entity, actor, table))
+
+    # ----------------------------------------------------------------- writes
+
+    def create(self, entity: str, values: Mapping[str, Any], actor: Actor, channel: str) -> dict[str, Any]:
+        """Create a record from ``values`` and return it as stored (with id, version 1,
+        number, computed fields and child rows). ``RecordInvalid`` lists every problem."""
+        ent = self._entity(entity)
+        self.policy.authorize("create", entity, actor, channel, None)
+        with self.transaction() as conn:
+            return self._create(conn, ent, values, actor, channel)
+
+    def create_many(self, entity: str, rows: Iterable[Mapping[str, Any]], actor: Actor, channel: str) -> int:
+        """Create every row in one transaction and return how many; on any problem nothing
+        is written and ``RecordInvalid`` lists the errors of every row (``FieldError.row``)."""
+        ent = self._entity(entity)
+        self.policy.authorize("create", entity, actor, channel, None)
+        with self.transaction() as conn:
+            errors: list[FieldError] = []
+            created = 0
+            for index, values in enumerate(rows):
+                try:
+                    self._create(conn, ent, values, actor, channel)
+                except RecordInvalid as invalid:
+                    errors += [replace(e, row=index) for e in invalid.errors]
+                    if isinstance(invalid.__cause__, sa.exc.IntegrityError):
+                        break  # the database refused a statement: this transaction is over
+                else:
+                    created += 1
+            if errors:
+                raise RecordInvalid(errors)
+            return created
+
+    def update(self, entity: str, record_id: int, values: Mapping[str, Any], actor: Actor, channel: str, version: int | None) -> dict[str, Any]:
+        """Change the given fields of a record and return it as stored.
+
+        ``version`` is the version the caller read (required from api and screen): when the
+        record has changed since, ``StaleVersion`` tells the current one and nothing is written.
+        A table field given replaces the rows: rows with an ``id`` are kept and updated,
+        rows without are added, rows left out are deleted."""
+        ent = self._entity(entity)
+        with self.transaction() as conn:
+            return self._update(conn, ent, record_id, values, actor, channel, version)
+
+    def delete(self, entity: str, record_id: int, actor: Actor, channel: str, version: int | None = None) -> None:
+        """Delete a record and its child rows; the audit trail keeps a full snapshot.
+        Refused (``RecordInvalid``, code in_use) while other records link to it."""
+        ent = self._entity(entity)
+        with self.transaction() as conn:
+            self._delete(conn, ent, record_id, actor, channel, version)
+
+    # ----------------------------------------------------------------- the steps
+
+    def _create(self, conn: sa.Connection, ent: Entity, values: Mapping[str, Any], actor: Actor, channel: str) -> dict[str, Any]:
+        now = to_utc(self.clock())
+        intake = read_values(self.app, ent, values, channel, None)
+        record = self._with_defaults(ent, intake.values, actor, now)
+        if ent.has_status and record.get(STATUS_FIELD) is None:
+            record[STATUS_FIELD] = self._initial_status(ent)
+        for name, child_name, rows in self._table_fields(ent, intake):
+            child = self.app.entity(child_name)
+            record[name] = [self._with_defaults(child, row, actor, now) for row in rows]
+        ctx = HookContext(actor, self.app, channel, None, self, ent.name)
+        number_field = ent.number.field if ent.number else None
+        self._check(conn, ent, record, intake, ctx, now, RowScope(), number_field)
+        self._hook(ent, "before_save", record, ctx)
+        if ent.number and is_empty(record.get(ent.number.field)):
+            record[ent.number.field] = next_number(conn, self._sequences, ent.number, now.date())
+        table = self.tables[ent.name]
+        record_id = persist.insert_row(conn, table, ent, record, actor, now)
+        for name, child_name, _rows in self._table_fields(ent, None):
+            persist.replace_rows(conn, self.app, self.tables, name, self.app.entity(child_name), record_id, [], record[name], actor, now)
+        saved = self._reread(conn, ent, record_id)
+        self._journal(conn, ent, record_id, "create", "created", channel, actor, now, None, saved)
+        self._hook(ent, "after_save", saved, ctx)
+        return saved
+
+    def _update(self, conn: sa.Connection, ent: Entity, record_id: int, values: Mapping[str, Any], actor: Actor, channel: str, version: int | None) -> dict[str, Any]:
+        now = to_utc(self.clock())
+        old = read_record(conn, self.app, self.tables, ent, record_id)
+        if old is None or not self._visible(conn, ent, record_id, actor):
+            raise RecordNotFound(ent.name, record_id)
+        self.policy.authorize("update", ent.name, actor, channel, old)
+        if version is None and channel in USER_CHANNELS:
+            raise RecordInvalid([FieldError("version", "version_required", "is required: send the version you loaded, so nobody's changes are overwritten")])
+        if version is not None and version != old["version"]:
+            raise StaleVersion(ent.name, record_id, old["version"])
+        intake = read_values(self.app, ent, values, channel, old)
+        # copies: hooks may change the record, ``old`` must stay what was stored
+        record = {k: [dict(r) for r in v] if isinstance(v, list) and k in ent.fields else v for k, v in old.items()}
+        record.update(intake.values)
+        for name, child_name, rows in self._table_fields(ent, intake):
+            if name in intake.rows:
+                record[name] = self._merge_rows(self.app.entity(child_name), name, old[name], rows, intake, actor, now)
+        ctx = HookContext(actor, self.app, channel, old, self, ent.name)
+        self._check(conn, ent, record, intake, ctx, now, RowScope(record_id), None)
+        self._hook(ent, "before_save", record, ctx)
+        table = self.tables[ent.name]
+        columns = persist.column_values(ent, record)
+        changed = {k: v for k, v in columns.items() if old.get(k) != v}
+        tables_changed = [name for name, _c, _r in self._table_fields(ent, None) if _rows_differ(old[name], record[name])]
+        if not changed and not tables_changed:
+            return old
+        if not persist.update_row(conn, table, ent, record_id, old["version"], changed, record, actor, now):
+            current = conn.execute(sa.select(table.c.version).where(table.c.id == record_id)).scalar()
+            if current is None:
+                raise RecordNotFound(ent.name, record_id)
+            raise StaleVersion(ent.name, record_id, int(current))
+        for name in tables_changed:
+            child = self.app.entity(ent.fields[name].entity or "")
+            persist.replace_rows(conn, self.app, self.tables, name, child, record_id, old[name], record[name], actor, now)
+        saved = self._reread(conn, ent, record_id)
+        self._journal(conn, ent, record_id, "update", "updated", channel, actor, now, old, saved)
+        self._hook(ent, "after_save", saved, ctx)
+        return saved
+
+    def _delete(self, conn: sa.Connection, ent: Entity, record_id: int, actor: Actor, channel: str, version: int | None) -> None:
+        now = to_utc(self.clock())
+        old = read_record(conn, self.app, self.tables, ent, record_id)
+        if old is None or not self._visible(conn, ent, record_id, actor):
+            raise RecordNotFound(ent.name, record_id)
+        self.policy.authorize("delete", ent.name, actor, channel, old)
+        if version is not None and version != old["version"]:
+            raise StaleVersion(ent.name, record_id, old["version"])
+        ctx = HookContext(actor, self.app, channel, old, self, ent.name)
+        self._hook(ent, "before_delete", dict(old), ctx)
+        self._refuse_if_referenced(conn, ent, record_id)
+        persist.delete_rows(conn, self.app, self.tables, ent, record_id)
+        table = self.tables[ent.name]
+        try:
+            deleted = conn.execute(table.delete().where(table.c.id == record_id, table.c.version == old["version"])).rowcount
+        except sa.exc.IntegrityError as error:
+            raise RecordInvalid([FieldError(RECORD, "in_use", "cannot be deleted: other records refer to it")]) from error
+        if deleted != 1:
+            current = conn.execute(sa.select(table.c.version).where(table.c.id == record_id)).scalar()
+            if current is None:
+                raise RecordNotFound(ent.name, record_id)
+            raise StaleVersion(ent.name, record_id, int(current))
+        self._journal(conn, ent, record_id, "delete", "deleted", channel, actor, now, old, None)
+        self._hook(ent, "after_delete", dict(old), ctx)
+
+    # ----------------------------------------------------------------- helpers
+
+    def _entity(self, name: str) -> Entity:
+        entity = self.app.entities.get(name)
+        if entity is None:
+            raise LookupError(f"no entity named {name!r}")
+        return entity
+
+    def _visible(self, conn: sa.Connection, ent: Entity, record_id: int, actor: Actor) -> bool:
+        table = self.tables[ent.name]
+        limit = self.policy.row_filter(ent.name, actor, table)
+        if limit is None:
+            return True
+        return conn.execute(sa.select(table.c.id).where(table.c.id == record_id, limit)).first() is not None
+
+    def _reread(self, conn: sa.Connection, ent: Entity, record_id: int) -> dict[str, Any]:
+        record = read_record(conn, self.app, self.tables, ent, record_id)
+        assert record is not None, "a row written in this transaction is readable in it"
+        return record
+
+    def _table_fields(self, ent: Entity, intake: Intake | None) -> list[tuple[str, str, list[dict[str, Any]]]]:
+        """(field, child entity, rows given) for every table field of ``ent``."""
+        return [
+            (f.name, f.entity or "", intake.rows.get(f.name, []) if intake else [])
+            for f in ent.fields.values()
+            if f.type == "table" and f.entity
+        ]
+
+    def _initial_status(self, ent: Entity) -> str | None:
+        flow = self.app.flow_for(ent.name)
+        if flow is None:
+            return None
+        return APPROVAL_INITIAL if isinstance(flow, Approval) else flow.initial
+
+    def _with_defaults(self, ent: Entity, given: Mapping[str, Any], actor: Actor, now: datetime) -> dict[str, Any]:
+        """``given`` plus each empty field's default (a literal or an expression)."""
+        record = dict(given)
+        for fld in ent.stored_fields():
+            if record.get(fld.name) is not None or fld.default is None:
+                record.setdefault(fld.name, None)
+                continue
+            record[fld.name] = self._default_of(fld, record, actor, now)
+        return record
+
+    def _default_of(self, fld: Field, record: Mapping[str, Any], actor: Actor, now: datetime) -> Any:
+        value = fld.default
+        if fld.default_is_expression:
+            text = str(value)
+            value = self._formulas.evaluate(text[1:] if text.startswith("=") else text, record, actor, now)
+        try:
+            return coerce_value(fld, value)
+        except WrongType:
+            log.warning("default of %s does not fit its type (%r); left empty", fld.name, value)
+            return None
+
+    def _merge_rows(self, child: Entity, name: str, old_rows: list[dict[str, Any]], rows: list[dict[str, Any]], intake: Intake, actor: Actor, now: datetime) -> list[dict[str, Any]]:
+        """The new rows of a table field: given rows with an ``id`` update that stored row,
+        the others are new rows with defaults."""
+        stored = {row["id"]: row for row in old_rows}
+        merged: list[dict[str, Any]] = []
+        for index, row in enumerate(rows):
+            row_id = row.get(ROW_ID)
+            if row_id is None:
+                merged.append(self._with_defaults(child, row, actor, now))
+            elif row_id in stored:
+                merged.append({**stored[row_id], **row})
+            else:
+                intake.refuse(f"{name}[{index}].id", "row", f"is not a row of this record (id {row_id})")
+                merged.append(self._with_defaults(child, {k: v for k, v in row.items() if k != ROW_ID}, actor, now))
+        return merged
+
+    def _check(self, conn: sa.Connection, ent: Entity, record: dict[str, Any], intake: Intake, ctx: HookContext, now: datetime, scope: RowScope, filled_later: str | None) -> None:
+        """before_validate, computed fields, then every rule; raises ``RecordInvalid`` with
+        all problems found (the input's own included)."""
+        errors = list(intake.errors)
+        try:
+            self._hook(ent, "before_validate", record, ctx)
+        except RecordInvalid as refused:
+            errors += refused.errors
+        errors += self._compute(ent, record, ctx, now)
+        later = frozenset({(ent.name, filled_later)} if filled_later else ())
+        validation = Validation(self.app, self.tables, conn, self._formulas, self.hooks, ctx, ctx.user, now, later)
+        errors += validation.errors_of(ent, record, scope, intake.bad)
+        if errors:
+            raise RecordInvalid(_unique_errors(errors))
+
+    def _compute(self, ent: Entity, record: dict[str, Any], ctx: HookContext, now: datetime, prefix: str = "") -> list[FieldError]:
+        """Fill computed fields: child rows first (a total may sum them), then the record's
+        own in declaration order (one may use another computed before it)."""
+        errors: list[FieldError] = []
+        for name, child_name, _rows in self._table_fields(ent, None):
+            child = self.app.entity(child_name)
+            for index, row in enumerate(record.get(name) or []):
+                errors += self._compute(child, row, ctx, now, f"{prefix}{name}[{index}].")
+        for fld in ent.stored_fields():
+            if fld.compute is None and fld.compute_hook is None:
+                continue
+            try:
+                if fld.compute_hook:
+                    value = call_hook(self.hooks, fld.compute_hook, record, replace(ctx, entity=ent.name, field=fld.name), fld.name)
+                else:
+                    value = self._formulas.evaluate(fld.compute, record, ctx.user, now)  # type: ignore[arg-type]
+                record[fld.name] = _fit(fld, value)
+            except RecordInvalid as refused:
+                errors += [replace(e, field=f"{prefix}{e.field}") for e in refused.errors]
+            except WrongType as wrong:
+                log.warning("computed field %s.%s gave %r: %s", ent.name, fld.name, value, wrong.message)
+                errors.append(FieldError(f"{prefix}{fld.name}", "compute", "could not be computed from the other fields"))
+        return errors
+
+    def _hook(self, ent: Entity, point: str, record: dict[str, Any], ctx: HookContext) -> None:
+        name = ent.hooks.get(point)
+        if name:
+            call_hook(self.hooks, name, record, ctx)
+
+    def _refuse_if_referenced(self, conn: sa.Connection, ent: Entity, record_id: int) -> None:
+        """Refuse to delete a record other records link to, saying which ones."""
+        users: list[str] = []
+        for other in self.app.entities.values():
+            table = self.tables[other.name]
+            for fld in other.stored_fields():
+                if fld.type != "link" or fld.to != ent.name:
+                    continue
+                query = sa.select(sa.func.count()).select_from(table).where(table.c[fld.name] == record_id)
+                if other.name == ent.name:
+                    query = query.where(table.c.id != record_id)
+                found = conn.execute(query).scalar_one()
+                if found:
+                    users.append(f"{found} {entity_label(other)} ({fld.name})")
+        if users:
+            raise RecordInvalid([FieldError(RECORD, "in_use", "cannot be deleted: still used by " + ", ".join(users))])
+
+    def _journal(self, conn: sa.Connection, ent: Entity, record_id: int, action: str, event: str, channel: str, actor: Actor, now: datetime, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        """The audit row and the outgoing event of one write."""
+        shown = list(new or old or {})
+        if old is not None and new is not None:
+            # who and when are columns of the audit row itself
+            shown = [k for k in shown if k not in ("version", "updated_at", "updated_by")]
+        changes = journal.changes_between(old, new, shown)
+        journal.write_audit(conn, self._audit, entity=ent.name, record_id=record_id, action=action, channel=channel, actor=actor, at=now, changes=changes)
+        payload = {"record": new if new is not None else old, "changes": changes, "channel": channel, "user_id": actor.user_id}
+        journal.write_event(conn, self._events, entity=ent.name, record_id=record_id, action=event, at=now, payload=payload)
+
+
+def _fit(fld: Field, value: Any) -> Any:
+    """A computed value in the field's type; decimals rounded half-up to the field's scale."""
+    typed = coerce_value(fld, value)
+    if isinstance(typed, Decimal) and fld.digits:
+        typed = typed.quantize(Decimal(1).scaleb(-fld.digits[1]), rounding=ROUND_HALF_UP)
+    return typed
+
+
+def _rows_differ(old_rows: list[dict[str, Any]], new_rows: list[dict[str, Any]]) -> bool:
+    if len(old_rows) != len(new_rows):
+        return True
+    return any(new.get("id") != old["id"] or any(new.get(k) != v for k, v in old.items()) for old, new in zip(old_rows, new_rows, strict=True))
+
+
+def _unique_errors(errors: list[FieldError]) -> list[FieldError]:
+    """``errors`` without repeats (a hook and a rule may report the same thing)."""
+    seen: set[FieldError] = set()
+    kept = []
+    for error in errors:
+        if error not in seen:
+            seen.add(error)
+            kept.append(error)
+    return kept

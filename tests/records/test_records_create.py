@@ -1,0 +1,111 @@
+"""Creating records: defaults, computed totals, numbers, audit and events."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from formwork.records import Actor
+
+LINES = [
+    {"item": "Paper", "quantity": "3", "unit_price": "2.50"},
+    {"item": "Pens", "quantity": 10, "unit_price": Decimal("1.20")},
+]
+
+
+def test_create_fills_defaults_computes_totals_and_numbers(world):
+    record = world.service.create("purchase_request", {"title": "Office supplies", "lines": LINES}, world.actor, "api")
+
+    assert record["id"] > 0 and record["version"] == 1
+    assert record["number"] == "PR-2026-0001"
+    assert record["department"] == world.department_id  # $user.department
+    assert record["requested_on"] == date(2026, 11, 21)  # =today() on the service clock
+    assert record["currency"] == "CNY" and record["priority"] == 3 and record["urgent"] is False
+    assert record["status"] == "new"  # the workflow's initial state
+    assert record["created_by"] == world.actor.user_id == record["updated_by"]
+    assert [line["amount"] for line in record["lines"]] == [Decimal("7.50"), Decimal("12.00")]
+    assert record["total"] == Decimal("19.50")
+    assert [line["item"] for line in record["lines"]] == ["Paper", "Pens"]
+    assert world.service.get("purchase_request", record["id"], world.actor) == record
+
+
+def test_form_strings_are_converted_to_field_types(world):
+    values = {
+        "title": "Chairs",
+        "amount": "1200.50",
+        "needed_by": "2026-12-01",
+        "priority": "2",
+        "urgent": "yes",
+        "contact": "buyer@example.com",
+        "department": str(world.department_id),
+    }
+    record = world.service.create("purchase_request", values, world.actor, "screen")
+
+    assert record["amount"] == Decimal("1200.50")
+    assert record["needed_by"] == date(2026, 12, 1)
+    assert record["priority"] == 2 and record["urgent"] is True
+    assert record["department"] == world.department_id
+
+
+def test_numbers_count_up_per_pattern_and_period(world):
+    first = world.service.create("purchase_request", {"title": "One"}, world.actor, "api")
+    second = world.service.create("purchase_request", {"title": "Two"}, world.actor, "api")
+    ticket = world.service.create("ticket", {"subject": "Broken chair"}, world.actor, "api")
+
+    assert (first["number"], second["number"]) == ("PR-2026-0001", "PR-2026-0002")
+    assert ticket["number"] == "T2611-001"
+    assert {(r["name"], r["period"], r["last_value"]) for r in world.rows("fw_number_sequence")} == {
+        ("PR-{YYYY}-{####}", "2026", 2),
+        ("T{YY}{MM}-{###}", "2026-11", 1),
+    }
+
+
+def test_create_writes_one_audit_row_and_one_event(world):
+    record = world.service.create("purchase_request", {"title": "Desk", "amount": "99.90"}, world.actor, "api")
+
+    audit = world.rows("fw_audit")[-1]
+    assert (audit["entity"], audit["record_id"], audit["action"], audit["channel"], audit["user_id"]) == (
+        "purchase_request",
+        record["id"],
+        "create",
+        "api",
+        world.actor.user_id,
+    )
+    assert audit["changes"]["title"] == {"old": None, "new": "Desk"}
+    assert audit["changes"]["amount"] == {"old": None, "new": "99.90"}
+    event = world.rows("fw_event")[-1]
+    assert (event["event"], event["record_id"], event["attempts"], event["delivered_at"]) == (
+        "purchase_request.created",
+        record["id"],
+        0,
+        None,
+    )
+    assert event["payload"]["record"]["title"] == "Desk"
+
+
+def test_hooks_run_in_order_with_their_context(world):
+    world.hooks.behaviour["test.before_validate"] = lambda record, ctx: record.update(code="BV")
+    world.service.create("purchase_request", {"title": "Lamp"}, world.actor, "screen")
+
+    assert world.hooks.names() == ["test.before_validate", "test.before_save", "test.after_save"]
+    saved, ctx = world.hooks.calls[-1][1], world.hooks.calls[-1][2]
+    assert saved["code"] == "BV" and saved["id"] > 0
+    assert (ctx.user, ctx.channel, ctx.old, ctx.service) == (world.actor, "screen", None, world.service)
+
+
+def test_a_hook_writes_other_records_in_the_same_transaction(world):
+    def log_ticket(record, ctx):
+        ctx.service.create("ticket", {"subject": f"review {record['number']}"}, ctx.user, "plugin")
+
+    world.hooks.behaviour["test.after_save"] = log_ticket
+    world.service.create("purchase_request", {"title": "Lamp"}, world.actor, "api")
+
+    assert [t["subject"] for t in world.rows("ticket")] == ["review PR-2026-0001"]
+    assert [a["channel"] for a in world.rows("fw_audit")][-2:] == ["api", "plugin"]
+
+
+def test_create_many_writes_every_row_in_one_go(world):
+    rows = [{"title": f"Item {n}", "amount": n} for n in range(5)]
+    assert world.service.create_many("purchase_request", rows, Actor.system(), "import") == 5
+    assert world.count("purchase_request") == 5
+    assert world.rows("purchase_request")[-1]["number"] == "PR-2026-0005"
