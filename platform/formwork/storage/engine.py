@@ -1,0 +1,57 @@
+"""Engines with the settings Formwork relies on, for SQLite and PostgreSQL alike.
+
+SQLite: the sqlite3 driver's legacy transaction handling never emits BEGIN before
+DDL, so a CREATE/ALTER would commit on its own and a failed migration could not be
+rolled back. We take over BEGIN (as SQLAlchemy's SQLite documentation describes in
+"Enabling Non-Legacy SQLite Transactional Modes"), which makes DDL transactional.
+A connection may ask for ``BEGIN IMMEDIATE`` (take the write lock at once) with the
+``formwork_begin_immediate`` execution option; migrations do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+# How long a SQLite statement waits for another writer's lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+BEGIN_IMMEDIATE = "formwork_begin_immediate"
+
+
+def make_engine(url: str, **kwargs: Any) -> sa.Engine:
+    """An Engine for ``url`` with Formwork's defaults.
+
+    SQLite: foreign keys enforced, WAL journal (readers never block the writer), a busy
+    timeout, and transactional DDL. PostgreSQL: connections checked before use and
+    recycled, so a restarted server or a dropped idle connection does not surface as an
+    error. Extra keyword arguments go to ``sqlalchemy.create_engine``.
+    """
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = sa.create_engine(parsed, **kwargs)
+        _configure_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
+        return engine
+    options: dict[str, Any] = {"pool_pre_ping": True, "pool_recycle": 1800}
+    options.update(kwargs)
+    return sa.create_engine(parsed, **options)
+
+
+def _configure_sqlite(engine: sa.Engine, in_memory: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # isolation_level None: the driver stops issuing (and skipping) BEGIN; on_begin does it.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: sa.Connection) -> None:
+        immediate = connection.get_execution_options().get(BEGIN_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
