@@ -30,9 +30,13 @@ def ship_order(record: dict, ctx: Any) -> None:
     for number, line in enumerate(lines, start=1):
         quantity = line.get("quantity")
         if quantity is None or Decimal(str(quantity)) <= 0:
-            raise PluginError(f"Line {number} has no quantity to ship / 第{number}行发货数量无效", field="lines")
+            raise PluginError(
+                f"Line {number} has no quantity to ship / 第{number}行发货数量无效", field="lines"
+            )
     if not (record.get("shipping_address") or "").strip():
-        raise PluginError("Enter the shipping address before shipping / 请先填写收货地址", field="shipping_address")
+        raise PluginError(
+            "Enter the shipping address before shipping / 请先填写收货地址", field="shipping_address"
+        )
     if not (record.get("tracking_no") or "").strip():
         raise PluginError("Enter the waybill number of the carrier / 请填写物流单号", field="tracking_no")
     record["shipped_on"] = dt.date.today()

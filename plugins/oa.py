@@ -36,5 +36,7 @@ def leave_days(record: dict, ctx: Any) -> Decimal | None:
         return None
     total_days = (end - start).days + 1
     full_weeks, rest = divmod(total_days, 7)
-    days = full_weeks * 5 + sum(1 for offset in range(rest) if (start + dt.timedelta(days=offset)).weekday() < 5)
+    days = full_weeks * 5 + sum(
+        1 for offset in range(rest) if (start + dt.timedelta(days=offset)).weekday() < 5
+    )
     return Decimal(days)

@@ -36,7 +36,11 @@ CATEGORY_LIMITS = {
     "it": Decimal("150000"),
     "services": Decimal("80000"),
 }
-CATEGORY_NAMES = {"office": "office supplies 办公用品", "it": "IT equipment IT设备", "services": "services 服务采购"}
+CATEGORY_NAMES = {
+    "office": "office supplies 办公用品",
+    "it": "IT equipment IT设备",
+    "services": "services 服务采购",
+}
 
 DECIDED = ("approved", "rejected")
 
@@ -57,7 +61,10 @@ def _request_total(record: dict) -> Decimal:
     if record.get("total") is not None:
         return _decimal(record["total"])
     return sum(
-        (_decimal(line.get("quantity")) * _decimal(line.get("unit_price")) for line in record.get("lines") or []),
+        (
+            _decimal(line.get("quantity")) * _decimal(line.get("unit_price"))
+            for line in record.get("lines") or []
+        ),
         Decimal(0),
     )
 
@@ -108,7 +115,10 @@ def check_credit_code(record: dict, ctx: Any) -> None:
             "A unified social credit code has 18 characters: digits and capital letters except I, O, S, V, Z / 统一社会信用代码应为18位",
             field="tax_id",
         )
-    weighted = sum(CREDIT_CODE_ALPHABET.index(ch) * weight for ch, weight in zip(code[:17], CREDIT_CODE_WEIGHTS, strict=True))
+    weighted = sum(
+        CREDIT_CODE_ALPHABET.index(ch) * weight
+        for ch, weight in zip(code[:17], CREDIT_CODE_WEIGHTS, strict=True)
+    )
     expected = CREDIT_CODE_ALPHABET[(31 - weighted % 31) % 31]
     if code[17] != expected:
         raise PluginError(

@@ -37,7 +37,17 @@ MAIN_ENTITIES = (
     "contract",
 )
 CHILD_ENTITIES = ("purchase_request_line", "purchase_order_line", "sales_order_line", "expense_claim_line")
-ROLES = ("employee", "manager", "finance", "warehouse", "purchasing", "sales", "sales_manager", "ceo", "admin")
+ROLES = (
+    "employee",
+    "manager",
+    "finance",
+    "warehouse",
+    "purchasing",
+    "sales",
+    "sales_manager",
+    "ceo",
+    "admin",
+)
 REPORTS = ("spend_by_department", "stock_below_threshold", "sales_by_month", "approval_cycle_time")
 
 
@@ -91,15 +101,29 @@ def test_entities_of_oa_and_purchase_sales_inventory(app: App) -> None:
         assert app.entities[name].is_child, name
     numbers = {name: app.entities[name].number.pattern for name in MAIN_ENTITIES if app.entities[name].number}
     assert numbers["purchase_request"] == "PR-{YYYY}-{#####}"
-    assert set(numbers) == {"purchase_request", "purchase_order", "sales_order", "stock_movement", "expense_claim", "leave_request", "contract"}
+    assert set(numbers) == {
+        "purchase_request",
+        "purchase_order",
+        "sales_order",
+        "stock_movement",
+        "expense_claim",
+        "leave_request",
+        "contract",
+    }
     assert app.entities["product"].title_field == "sku" and app.entities["product"].fields["sku"].unique
 
 
 def test_built_in_user_and_department_are_extended(app: App) -> None:
     user, department = app.entities["user"], app.entities["department"]
-    assert user.builtin and {"username", "manager", "employee_no", "phone", "position", "hire_date"} <= set(user.fields)
+    assert user.builtin and {"username", "manager", "employee_no", "phone", "position", "hire_date"} <= set(
+        user.fields
+    )
     assert user.fields["employee_no"].unique
-    assert department.builtin and department.tree and {"name", "parent", "manager", "cost_center"} <= set(department.fields)
+    assert (
+        department.builtin
+        and department.tree
+        and {"name", "parent", "manager", "cost_center"} <= set(department.fields)
+    )
 
 
 def test_purchase_request_fields_say_the_rules(app: App) -> None:
@@ -113,7 +137,10 @@ def test_purchase_request_fields_say_the_rules(app: App) -> None:
     assert all(f.label.get("en") and f.label.get("zh") for f in fields.values())
     line = app.entities["purchase_request_line"].fields
     assert line["product"].to == "product" and line["amount"].compute == "round(quantity * unit_price, 2)"
-    assert app.entities["purchase_request"].hooks == {"before_validate": "purchasing.stamp_decision", "before_save": "purchasing.check_budget"}
+    assert app.entities["purchase_request"].hooks == {
+        "before_validate": "purchasing.stamp_decision",
+        "before_save": "purchasing.check_budget",
+    }
 
 
 def test_leave_request_checks_its_dates(app: App) -> None:
@@ -138,9 +165,19 @@ def test_purchase_approval_has_three_tiers(app: App) -> None:
     assert flow.entity == "purchase_request"
     manager, finance, ceo = flow.steps
     assert (manager.name, manager.when, manager.approvers[0].kind) == ("manager", None, "manager_of")
-    assert (finance.name, finance.when, finance.mode, finance.approvers[0].value) == ("finance", "total > 5000", "all", "finance")
+    assert (finance.name, finance.when, finance.mode, finance.approvers[0].value) == (
+        "finance",
+        "total > 5000",
+        "all",
+        "finance",
+    )
     assert (ceo.name, ceo.when, ceo.approvers[0].value) == ("ceo", "total > 100000", "ceo")
-    assert flow.cc and flow.remind_after is not None and flow.escalate_after is not None and flow.escalate_to is not None
+    assert (
+        flow.cc
+        and flow.remind_after is not None
+        and flow.escalate_after is not None
+        and flow.escalate_to is not None
+    )
 
 
 def test_oa_approvals(app: App) -> None:
@@ -178,7 +215,9 @@ def test_roles_grant_rows_fields_and_actions(app: App) -> None:
     assert "vendor_text" in app.roles["purchasing"].grants["purchase_order"].actions
     employee = app.roles["employee"].grants
     assert {"purchase_request", "expense_claim", "leave_request"} <= set(employee)
-    assert all(employee[name].rows == "own" for name in ("purchase_request", "expense_claim", "leave_request"))
+    assert all(
+        employee[name].rows == "own" for name in ("purchase_request", "expense_claim", "leave_request")
+    )
 
 
 def test_reports(app: App) -> None:
@@ -189,7 +228,11 @@ def test_reports(app: App) -> None:
     assert spend.params["period"].type == "daterange" and spend.sort == ("-total",)
     cycle = app.reports["approval_cycle_time"]
     assert cycle.group_by == ("month(requested_on)", "status")
-    assert cycle.measures == {"requests": "count()", "avg_days": "avg(approval_days)", "max_days": "max(approval_days)"}
+    assert cycle.measures == {
+        "requests": "count()",
+        "avg_days": "avg(approval_days)",
+        "max_days": "max(approval_days)",
+    }
     stock = app.reports["stock_below_threshold"]
     assert stock.source == "product" and "on_hand < reorder_level" in (stock.filter or "") and stock.columns
     assert app.reports["sales_by_month"].measures["revenue"] == "sum(total)"
@@ -216,8 +259,12 @@ def test_check_budget_refuses_a_request_over_its_category_limit(hooks: HookRegis
     with pytest.raises(PluginError) as refused:
         run_hook(hooks, "purchasing.check_budget", over)
     assert refused.value.field == "total" and "20,000" in refused.value.message
-    assert run_hook(hooks, "purchasing.check_budget", {"category": "office", "total": Decimal("20000")}) is None
-    assert run_hook(hooks, "purchasing.check_budget", {"category": "goods", "total": Decimal("900000")}) is None
+    assert (
+        run_hook(hooks, "purchasing.check_budget", {"category": "office", "total": Decimal("20000")}) is None
+    )
+    assert (
+        run_hook(hooks, "purchasing.check_budget", {"category": "goods", "total": Decimal("900000")}) is None
+    )
 
 
 def test_check_budget_adds_up_the_lines_before_the_total_is_computed(hooks: HookRegistry) -> None:
@@ -252,14 +299,24 @@ def test_credit_code_validator_checks_the_check_character(hooks: HookRegistry) -
 
 def test_leave_days_counts_working_days(hooks: HookRegistry) -> None:
     # 2026-11-20 is a Friday: Friday to the next Tuesday holds 3 working days.
-    assert run_hook(hooks, "oa.leave_days", {"start_date": "2026-11-20", "end_date": "2026-11-24"}) == Decimal(3)
-    assert run_hook(hooks, "oa.leave_days", {"start_date": dt.date(2026, 11, 21), "end_date": dt.date(2026, 11, 22)}) == Decimal(0)
-    assert run_hook(hooks, "oa.leave_days", {"start_date": "2026-11-02", "end_date": "2026-11-27"}) == Decimal(20)
+    assert run_hook(
+        hooks, "oa.leave_days", {"start_date": "2026-11-20", "end_date": "2026-11-24"}
+    ) == Decimal(3)
+    assert run_hook(
+        hooks, "oa.leave_days", {"start_date": dt.date(2026, 11, 21), "end_date": dt.date(2026, 11, 22)}
+    ) == Decimal(0)
+    assert run_hook(
+        hooks, "oa.leave_days", {"start_date": "2026-11-02", "end_date": "2026-11-27"}
+    ) == Decimal(20)
     assert run_hook(hooks, "oa.leave_days", {"start_date": "2026-11-24", "end_date": "2026-11-20"}) is None
 
 
 def test_ship_order_needs_lines_address_and_waybill(hooks: HookRegistry) -> None:
-    order = {"lines": [{"product": 1, "quantity": 2}], "shipping_address": "南京市秦淮区中山南路88号", "tracking_no": ""}
+    order = {
+        "lines": [{"product": 1, "quantity": 2}],
+        "shipping_address": "南京市秦淮区中山南路88号",
+        "tracking_no": "",
+    }
     with pytest.raises(PluginError) as refused:
         run_hook(hooks, "inventory.ship_order", order)
     assert refused.value.field == "tracking_no" and "shipped_on" not in order
@@ -275,7 +332,12 @@ def test_order_text_action_returns_a_message(hooks: HookRegistry) -> None:
     result = run_hook(
         hooks,
         "purchasing.order_text",
-        {"code": "PO-2026-00004", "order_date": "2026-07-15", "total": "179999.51", "lines": [{"product": 4, "quantity": 120, "unit_price": "1327.43"}]},
+        {
+            "code": "PO-2026-00004",
+            "order_date": "2026-07-15",
+            "total": "179999.51",
+            "lines": [{"product": 4, "quantity": 120, "unit_price": "1327.43"}],
+        },
     )
     assert result["message"] == "Order text ready (1 lines)"
     assert "PO-2026-00004" in result["text"] and "179,999.51" in result["text"]
@@ -308,7 +370,9 @@ def _check_record(app: App, entity: str, record: dict, titles: dict[str, set], w
     wrong = []
     fields = app.entities[entity].fields
     for name, value in record.items():
-        if (entity == "user" and name in ("password", "roles")) or (name == "status" and app.entities[entity].has_status):
+        if (entity == "user" and name in ("password", "roles")) or (
+            name == "status" and app.entities[entity].has_status
+        ):
             continue
         field = fields.get(name)
         if field is None:
@@ -339,13 +403,25 @@ def test_demo_records_fit_the_metadata(app: App, demo: list[tuple[str, str, list
     assert wrong == []
 
 
-def test_demo_files_load_masters_before_the_documents_that_use_them(demo: list[tuple[str, str, list[dict]]]) -> None:
+def test_demo_files_load_masters_before_the_documents_that_use_them(
+    demo: list[tuple[str, str, list[dict]]],
+) -> None:
     order = [entity for _, entity, _ in demo]
     assert order[:5] == ["department", "user", "product", "vendor", "customer"]
-    assert {"purchase_request", "purchase_order", "sales_order", "stock_movement", "expense_claim", "leave_request", "contract"} <= set(order[5:])
+    assert {
+        "purchase_request",
+        "purchase_order",
+        "sales_order",
+        "stock_movement",
+        "expense_claim",
+        "leave_request",
+        "contract",
+    } <= set(order[5:])
 
 
-def test_demo_users_cover_every_role_in_the_org_chart(app: App, demo: list[tuple[str, str, list[dict]]]) -> None:
+def test_demo_users_cover_every_role_in_the_org_chart(
+    app: App, demo: list[tuple[str, str, list[dict]]]
+) -> None:
     users = {r["username"]: r for _, entity, records in demo if entity == "user" for r in records}
     assert users["admin"]["password"] == "admin" and users["admin"]["roles"] == ["admin"]
     holders: dict[str, list[str]] = {}
@@ -362,14 +438,22 @@ def test_demo_users_cover_every_role_in_the_org_chart(app: App, demo: list[tuple
 
 
 def _line_total(lines: list[dict]) -> Decimal:
-    return sum((Decimal(str(line["quantity"])) * Decimal(str(line["unit_price"])) for line in lines), Decimal(0))
+    return sum(
+        (Decimal(str(line["quantity"])) * Decimal(str(line["unit_price"])) for line in lines), Decimal(0)
+    )
 
 
-def test_demo_purchase_requests_span_the_approval_tiers_within_budget(hooks: HookRegistry, demo: list[tuple[str, str, list[dict]]]) -> None:
+def test_demo_purchase_requests_span_the_approval_tiers_within_budget(
+    hooks: HookRegistry, demo: list[tuple[str, str, list[dict]]]
+) -> None:
     requests = [r for _, entity, records in demo if entity == "purchase_request" for r in records]
     assert len(requests) >= 15
     totals = [_line_total(r["lines"]) for r in requests]
-    assert any(t <= 5000 for t in totals) and any(5000 < t <= 100000 for t in totals) and any(t > 100000 for t in totals)
+    assert (
+        any(t <= 5000 for t in totals)
+        and any(5000 < t <= 100000 for t in totals)
+        and any(t > 100000 for t in totals)
+    )
     for request, total in zip(requests, totals, strict=True):
         run_hook(hooks, "purchasing.check_budget", {**request, "total": total})
         assert total <= 10000 or request.get("justification"), request["title"]
@@ -379,5 +463,9 @@ def test_demo_purchase_requests_span_the_approval_tiers_within_budget(hooks: Hoo
 def test_demo_products_include_some_to_reorder(demo: list[tuple[str, str, list[dict]]]) -> None:
     products = [r for _, entity, records in demo if entity == "product" for r in records]
     assert len(products) >= 10
-    low = [p["sku"] for p in products if p.get("active", True) and Decimal(str(p["on_hand"])) < Decimal(str(p["reorder_level"]))]
+    low = [
+        p["sku"]
+        for p in products
+        if p.get("active", True) and Decimal(str(p["on_hand"])) < Decimal(str(p["reorder_level"]))
+    ]
     assert 2 <= len(low) < len(products)
