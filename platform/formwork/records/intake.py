@@ -56,7 +56,7 @@ def _key_problem(entity: Entity, key: str, channel: str, in_row: bool) -> tuple[
         return "status_field", "is changed only by the workflow's actions"
     if key not in entity.fields:
         hint = did_you_mean(key, list(entity.fields))
-        suffix = f" (did you mean '{hint}'?)" if hint else ""
+        suffix = f" ({hint})" if hint else ""
         return "unknown_field", f"is not a field of {entity.name}{suffix}"
     return None
 

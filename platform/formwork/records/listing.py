@@ -38,7 +38,7 @@ def _column_field(entity: Entity, name: str) -> Field | None:
 
 def _unknown(entity: Entity, name: str, what: str) -> FieldError:
     hint = did_you_mean(name, record_columns(entity))
-    suffix = f" (did you mean '{hint}'?)" if hint else ""
+    suffix = f" ({hint})" if hint else ""
     return FieldError(name, "unknown_field", f"cannot {what} by '{name}': not a field of {entity.name}{suffix}")
 
 

@@ -7,6 +7,7 @@ stored field, and for each table field the list of its rows in ``row_order`` (ea
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -46,7 +47,7 @@ def select_record(table: sa.Table, entity: Entity) -> sa.Select[Any]:
     return sa.select(*[table.c[name] for name in record_columns(entity)])
 
 
-def read_children(conn: sa.Connection, app: App, tables: dict[str, sa.Table], entity: Entity, parent_ids: list[int]) -> dict[int, dict[str, list[dict[str, Any]]]]:
+def read_children(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], entity: Entity, parent_ids: list[int]) -> dict[int, dict[str, list[dict[str, Any]]]]:
     """parent id -> table field -> its rows in order, for every table field of ``entity``."""
     nested: dict[int, dict[str, list[dict[str, Any]]]] = {pid: {} for pid in parent_ids}
     for fld in entity.fields.values():
@@ -69,7 +70,7 @@ def read_children(conn: sa.Connection, app: App, tables: dict[str, sa.Table], en
     return nested
 
 
-def read_record(conn: sa.Connection, app: App, tables: dict[str, sa.Table], entity: Entity, record_id: int) -> dict[str, Any] | None:
+def read_record(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], entity: Entity, record_id: int) -> dict[str, Any] | None:
     """The record with its child rows, or None when there is no row with ``record_id``."""
     table = tables[entity.name]
     row = conn.execute(select_record(table, entity).where(table.c.id == record_id)).mappings().first()
@@ -78,3 +79,18 @@ def read_record(conn: sa.Connection, app: App, tables: dict[str, sa.Table], enti
     record = row_dict(row, record_columns(entity))
     record.update(read_children(conn, app, tables, entity, [record_id])[record_id])
     return record
+
+
+def lookup_in(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table]) -> Callable[[str, Any], dict[str, Any] | None]:
+    """A function reading one record (without child rows) by entity and id, for expressions
+    that follow a link."""
+
+    def lookup(entity: str, record_id: Any) -> dict[str, Any] | None:
+        ent = app.entities.get(entity)
+        if ent is None or record_id is None:
+            return None
+        table = tables[entity]
+        row = conn.execute(select_record(table, ent).where(table.c.id == record_id)).mappings().first()
+        return None if row is None else row_dict(row, record_columns(ent))
+
+    return lookup

@@ -24,6 +24,7 @@ from formwork.records.coerce import WrongType, coerce_value, is_empty
 from formwork.records.errors import FieldError, RecordInvalid
 from formwork.records.formulas import Formulas
 from formwork.records.hooks import HookContext, call_hook
+from formwork.records.rows import lookup_in
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 
@@ -66,8 +67,9 @@ class Validation:
     # (entity, field) pairs the save fills after validation (the document number)
     filled_later: frozenset[tuple[str, str]] = frozenset()
 
-    def evaluate(self, text: str, record: Mapping[str, Any]) -> Any:
-        return self.formulas.evaluate(text, record, self.actor, self.now)
+    def evaluate(self, entity: Entity, text: str, record: Mapping[str, Any]) -> Any:
+        lookup = lookup_in(self.conn, self.app, self.tables)
+        return self.formulas.evaluate(entity.name, text, record, self.actor, self.now, lookup)
 
     def errors_of(self, entity: Entity, record: dict[str, Any], scope: RowScope, bad: set[str], prefix: str = "") -> list[FieldError]:
         """Every problem of ``record`` (fields under ``prefix``), skipping the paths in ``bad``."""
@@ -93,13 +95,13 @@ class Validation:
             computed = fld.compute is not None or fld.compute_hook is not None
             if fld.required and not computed and (entity.name, fld.name) not in self.filled_later:
                 return [("required", "is required")]
-            if fld.required_if and self.evaluate(fld.required_if, record):
+            if fld.required_if and self.evaluate(entity, fld.required_if, record):
                 return [("required", "is required here")]
             return []
         problems = _shape_problems(fld, value)
         if problems:
             return problems
-        if fld.check and not self.evaluate(fld.check, record):
+        if fld.check and not self.evaluate(entity, fld.check, record):
             problems.append(("check", fld.message or "is not valid"))
         if fld.type == "link" and fld.to and not self._exists(fld.to, value):
             problems.append(("link", f"refers to a {entity_label(self.app.entity(fld.to))} that does not exist (id {value})"))

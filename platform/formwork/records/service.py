@@ -32,7 +32,7 @@ from formwork.records.listing import count_rows, list_rows
 from formwork.records.numbering import next_number
 from formwork.records.policy import AllowAll, RecordPolicy
 from formwork.records.query import RecordQuery
-from formwork.records.rows import read_record
+from formwork.records.rows import lookup_in, read_record
 from formwork.records.rules import RowScope, Validation, entity_label
 from formwork.storage import Schema
 
@@ -69,7 +69,7 @@ class RecordService:
         self._audit = schema.metadata.tables["fw_audit"]
         self._events = schema.metadata.tables["fw_event"]
         self._sequences = schema.metadata.tables["fw_number_sequence"]
-        self._formulas = Formulas()
+        self._formulas = Formulas(app)
         # The connection of the transaction in progress in this thread/task, so a hook that
         # writes through the service joins the transaction of the write that called it.
         self._active: ContextVar[sa.Connection | None] = ContextVar(f"formwork_records_{id(self)}", default=None)
@@ -188,12 +188,12 @@ class RecordService:
     def _create(self, conn: sa.Connection, ent: Entity, values: Mapping[str, Any], actor: Actor, channel: str) -> dict[str, Any]:
         now = to_utc(self.clock())
         intake = read_values(self.app, ent, values, channel, None)
-        record = self._with_defaults(ent, intake.values, actor, now)
+        record = self._with_defaults(conn, ent, intake.values, actor, now)
         if ent.has_status and record.get(STATUS_FIELD) is None:
             record[STATUS_FIELD] = self._initial_status(ent)
         for name, child_name, rows in self._table_fields(ent, intake):
             child = self.app.entity(child_name)
-            record[name] = [self._with_defaults(child, row, actor, now) for row in rows]
+            record[name] = [self._with_defaults(conn, child, row, actor, now) for row in rows]
         ctx = HookContext(actor, self.app, channel, None, self, ent.name)
         number_field = ent.number.field if ent.number else None
         self._check(conn, ent, record, intake, ctx, now, RowScope(), number_field)
@@ -225,7 +225,7 @@ class RecordService:
         record.update(intake.values)
         for name, child_name, rows in self._table_fields(ent, intake):
             if name in intake.rows:
-                record[name] = self._merge_rows(self.app.entity(child_name), name, old[name], rows, intake, actor, now)
+                record[name] = self._merge_rows(conn, self.app.entity(child_name), name, old[name], rows, intake, actor, now)
         ctx = HookContext(actor, self.app, channel, old, self, ent.name)
         self._check(conn, ent, record, intake, ctx, now, RowScope(record_id), None)
         self._hook(ent, "before_save", record, ctx)
@@ -307,28 +307,29 @@ class RecordService:
             return None
         return APPROVAL_INITIAL if isinstance(flow, Approval) else flow.initial
 
-    def _with_defaults(self, ent: Entity, given: Mapping[str, Any], actor: Actor, now: datetime) -> dict[str, Any]:
+    def _with_defaults(self, conn: sa.Connection, ent: Entity, given: Mapping[str, Any], actor: Actor, now: datetime) -> dict[str, Any]:
         """``given`` plus each empty field's default (a literal or an expression)."""
         record = dict(given)
         for fld in ent.stored_fields():
             if record.get(fld.name) is not None or fld.default is None:
                 record.setdefault(fld.name, None)
                 continue
-            record[fld.name] = self._default_of(fld, record, actor, now)
+            record[fld.name] = self._default_of(conn, ent, fld, record, actor, now)
         return record
 
-    def _default_of(self, fld: Field, record: Mapping[str, Any], actor: Actor, now: datetime) -> Any:
+    def _default_of(self, conn: sa.Connection, ent: Entity, fld: Field, record: Mapping[str, Any], actor: Actor, now: datetime) -> Any:
         value = fld.default
         if fld.default_is_expression:
             text = str(value)
-            value = self._formulas.evaluate(text[1:] if text.startswith("=") else text, record, actor, now)
+            text = text[1:] if text.startswith("=") else text
+            value = self._formulas.evaluate(ent.name, text, record, actor, now, lookup_in(conn, self.app, self.tables))
         try:
             return coerce_value(fld, value)
         except WrongType:
             log.warning("default of %s does not fit its type (%r); left empty", fld.name, value)
             return None
 
-    def _merge_rows(self, child: Entity, name: str, old_rows: list[dict[str, Any]], rows: list[dict[str, Any]], intake: Intake, actor: Actor, now: datetime) -> list[dict[str, Any]]:
+    def _merge_rows(self, conn: sa.Connection, child: Entity, name: str, old_rows: list[dict[str, Any]], rows: list[dict[str, Any]], intake: Intake, actor: Actor, now: datetime) -> list[dict[str, Any]]:
         """The new rows of a table field: given rows with an ``id`` update that stored row,
         the others are new rows with defaults."""
         stored = {row["id"]: row for row in old_rows}
@@ -336,12 +337,12 @@ class RecordService:
         for index, row in enumerate(rows):
             row_id = row.get(ROW_ID)
             if row_id is None:
-                merged.append(self._with_defaults(child, row, actor, now))
+                merged.append(self._with_defaults(conn, child, row, actor, now))
             elif row_id in stored:
                 merged.append({**stored[row_id], **row})
             else:
                 intake.refuse(f"{name}[{index}].id", "row", f"is not a row of this record (id {row_id})")
-                merged.append(self._with_defaults(child, {k: v for k, v in row.items() if k != ROW_ID}, actor, now))
+                merged.append(self._with_defaults(conn, child, {k: v for k, v in row.items() if k != ROW_ID}, actor, now))
         return merged
 
     def _check(self, conn: sa.Connection, ent: Entity, record: dict[str, Any], intake: Intake, ctx: HookContext, now: datetime, scope: RowScope, filled_later: str | None) -> None:
@@ -352,21 +353,21 @@ class RecordService:
             self._hook(ent, "before_validate", record, ctx)
         except RecordInvalid as refused:
             errors += refused.errors
-        errors += self._compute(ent, record, ctx, now)
+        errors += self._compute(conn, ent, record, ctx, now)
         later = frozenset({(ent.name, filled_later)} if filled_later else ())
         validation = Validation(self.app, self.tables, conn, self._formulas, self.hooks, ctx, ctx.user, now, later)
         errors += validation.errors_of(ent, record, scope, intake.bad)
         if errors:
             raise RecordInvalid(_unique_errors(errors))
 
-    def _compute(self, ent: Entity, record: dict[str, Any], ctx: HookContext, now: datetime, prefix: str = "") -> list[FieldError]:
+    def _compute(self, conn: sa.Connection, ent: Entity, record: dict[str, Any], ctx: HookContext, now: datetime, prefix: str = "") -> list[FieldError]:
         """Fill computed fields: child rows first (a total may sum them), then the record's
         own in declaration order (one may use another computed before it)."""
         errors: list[FieldError] = []
         for name, child_name, _rows in self._table_fields(ent, None):
             child = self.app.entity(child_name)
             for index, row in enumerate(record.get(name) or []):
-                errors += self._compute(child, row, ctx, now, f"{prefix}{name}[{index}].")
+                errors += self._compute(conn, child, row, ctx, now, f"{prefix}{name}[{index}].")
         for fld in ent.stored_fields():
             if fld.compute is None and fld.compute_hook is None:
                 continue
@@ -374,7 +375,8 @@ class RecordService:
                 if fld.compute_hook:
                     value = call_hook(self.hooks, fld.compute_hook, record, replace(ctx, entity=ent.name, field=fld.name), fld.name)
                 else:
-                    value = self._formulas.evaluate(fld.compute, record, ctx.user, now)  # type: ignore[arg-type]
+                    lookup = lookup_in(conn, self.app, self.tables)
+                    value = self._formulas.evaluate(ent.name, fld.compute or "", record, ctx.user, now, lookup)
                 record[fld.name] = _fit(fld, value)
             except RecordInvalid as refused:
                 errors += [replace(e, field=f"{prefix}{e.field}") for e in refused.errors]
