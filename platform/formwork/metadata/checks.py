@@ -120,7 +120,7 @@ class Checker:
     def check_name(self, what: str, name: str, data: Located, path: list, identifier: bool = False, at_key: bool = False) -> bool:
         """A usable name: snake_case, at most 50 characters; identifiers also avoid reserved words."""
         if not isinstance(name, str) or not NAME.match(name) or len(name) > MAX_NAME:
-            suggestion = re.sub(r"[^a-z0-9_]+", "_", str(name).strip().lower()).strip("_")[:MAX_NAME]
+            suggestion = snake_case(str(name))
             self.add(
                 "FW-E201",
                 f"{what} name '{name}' is not snake_case (lower-case letters, digits and _, starting with a letter, at most {MAX_NAME} characters)",
@@ -132,7 +132,7 @@ class Checker:
             return False
         if identifier and (name in RESERVED_WORDS or name.startswith("fw_")):
             reason = "names starting with fw_ belong to Formwork" if name.startswith("fw_") else "it is a reserved word in SQL or in expressions"
-            self.add("FW-E202", f"{what} name '{name}' is reserved: {reason}", data, path, f"choose another name, e.g. '{name}_name'" if not name.startswith("fw_") else "drop the fw_ prefix", at_key)
+            self.add("FW-E202", f"{what} name '{name}' is reserved: {reason}", data, path, "drop the fw_ prefix" if name.startswith("fw_") else "choose another name", at_key)
             return False
         return True
 
@@ -154,28 +154,27 @@ class Checker:
                 found[name] = field.type
         return found
 
-    def resolve(self, entity: str, path: str, through_tables: bool = False) -> tuple[str | None, str | None]:
-        """(type of the field at ``path``, None) or (None, what is wrong); links are followed by '.'."""
+    def resolve(self, entity: str, path: str, through_tables: bool = False) -> tuple[str | None, str | None, str | None]:
+        """(type of the field at ``path``, None, None) or (None, what is wrong, hint); links are followed by '.'."""
         parts = path.split(".")
         current = entity
         for index, part in enumerate(parts):
             types = self.field_types(current)
             if part not in types:
-                hint = did_you_mean(part, types)
-                where = f"entity '{current}'"
-                return None, f"'{part}' is not a field of {where}" + (f"; {hint}" if hint else "")
+                hint = did_you_mean(part, types) or f"fields of {current}: {', '.join(self.declared(current)) or '(none)'}"
+                return None, f"'{part}' is not a field of entity '{current}'", hint
             kind = types[part]
             if index == len(parts) - 1:
-                return kind, None
+                return kind, None, None
             if kind.startswith("link:") or (through_tables and kind.startswith("table:")):
                 current = kind.split(":", 1)[1]
                 if current not in self.entities:
-                    return "?", None
+                    return "?", None, None
             elif kind == "?":
-                return "?", None
+                return "?", None, None
             else:
-                return None, f"'{part}' is a {kind} field; only link fields can be followed with '.'"
-        return None, "empty path"
+                return None, f"'{part}' is {describe(kind)}; only link fields can be followed with '.'", None
+        return None, "empty path", None
 
     def check_fields(self, entity: str, data: Located, path: list, fields: Any, paths: bool = False, stored: bool = False) -> None:
         """Every name in a list of field references exists on ``entity``."""
@@ -185,18 +184,15 @@ class Checker:
             self.check_field_ref(entity, data, [*path, index], name, paths, stored)
 
     def check_field_ref(self, entity: str, data: Located, path: list, name: str, paths: bool = False, stored: bool = False) -> str | None:
-        if paths and "." in name:
-            kind, error = self.resolve(entity, name)
-        else:
-            types = self.field_types(entity)
-            kind = types.get(name)
-            hint = did_you_mean(name, types)
-            error = None if kind else f"'{name}' is not a field of entity '{entity}'" + (f"; {hint}" if hint else "")
+        if "." in name and not paths:
+            self.add("FW-E211", f"'{name}' is a path; only a field of {entity} itself can be named here", data, path, did_you_mean(name.split(".")[0], self.field_types(entity)))
+            return None
+        kind, error, hint = self.resolve(entity, name)
         if error:
-            self.add("FW-E211", error, data, path, f"fields of {entity}: {', '.join(self.declared(entity)) or '(none)'}")
+            self.add("FW-E211", error, data, path, hint)
             return None
         if stored and kind and kind.startswith("table:"):
-            self.add("FW-E220", f"'{name}' is a table field (child rows), not a column", data, path)
+            self.add("FW-E220", f"'{name}' is {describe(kind)} (child rows), not a column", data, path)
         return kind
 
     def declared(self, entity: str) -> list[str]:
@@ -250,20 +246,24 @@ class Checker:
         if entity is None:
             return
         fields = data.get("fields") or {}
-        for field_name, spec in fields.items():
-            path = ["fields", field_name]
-            if self.check_name("field", field_name, data, path, identifier=True, at_key=True):
-                if field_name in SYSTEM_FIELDS or field_name in CHILD_FIELDS:
-                    self.add("FW-E202", f"field name '{field_name}' is reserved: every record has it already", data, path, "choose another name", True)
-                elif field_name == STATUS_FIELD and entity.has_status:
-                    self.add("FW-E202", "field name 'status' is reserved: a workflow or approval gives this entity its status", data, path, "remove the field or rename it", True)
-            if isinstance(spec, Located):
-                self.check_field(entity, field_name, spec, data, path)
+        retyped = set()
         if name in BUILTIN_ENTITIES:
             for field_name, kind in builtin_fields()[name].items():
                 built = entity.fields.get(field_name)
                 if built is None or built.type != kind:
-                    self.add("FW-E236", f"built-in field '{field_name}' of {name} must stay a {kind} field", data, ["fields", field_name] if field_name in fields else ["name"])
+                    retyped.add(field_name)
+                    self.add("FW-E236", f"built-in field '{field_name}' of {name} must stay {describe(kind)}", data, ["fields", field_name] if field_name in fields else ["name"], None, True)
+        for field_name, spec in fields.items():
+            path = ["fields", field_name]
+            if field_name in retyped:
+                continue
+            if self.check_name("field", field_name, data, path, identifier=True, at_key=True):
+                if field_name in SYSTEM_FIELDS or field_name in CHILD_FIELDS:
+                    self.add("FW-E202", f"field name '{field_name}' is reserved: Formwork adds this column itself", data, path, "choose another name", True)
+                elif field_name == STATUS_FIELD and entity.has_status:
+                    self.add("FW-E202", "field name 'status' is reserved: a workflow or approval gives this entity its status", data, path, "remove the field or rename it", True)
+            if isinstance(spec, Located):
+                self.check_field(entity, field_name, spec, data, path)
         if "title_field" in data:
             self.check_field_ref(name, data, ["title_field"], data["title_field"], stored=True)
         for key in ("indexes", "unique"):
@@ -274,7 +274,7 @@ class Checker:
             if "field" in number:
                 kind = self.check_field_ref(name, data, ["number", "field"], number["field"])
                 if kind and kind not in ("string", "?"):
-                    self.add("FW-E220", f"number field '{number['field']}' is a {kind} field; a document number needs a string field", data, ["number", "field"])
+                    self.add("FW-E220", f"number field '{number['field']}' is {describe(kind)}; a document number needs a string field", data, ["number", "field"])
             if "pattern" in number:
                 self.check_number_pattern(number["pattern"], data, ["number", "pattern"])
         for point, hook in (data.get("hooks") or {}).items():
@@ -301,7 +301,7 @@ class Checker:
         }
         for key, types in not_for.items():
             if key in spec and kind not in types:
-                self.add("FW-E230", f"'{key}' does not apply to a {kind} field", data, [*path, key], f"only for: {', '.join(types)}", True)
+                self.add("FW-E230", f"'{key}' does not apply to {describe(kind)}", data, [*path, key], f"only for: {', '.join(types)}", True)
         if kind == "link":
             if "to" not in spec:
                 self.add("FW-E231", "a link field needs 'to': the entity it links to", data, path, None, True)
@@ -353,7 +353,7 @@ class Checker:
                 continue
             value = spec[key]
             if kind in NUMERIC and not isinstance(value, int | float):
-                self.add("FW-E225", f"'{key}' of a {kind} field must be a number, not {value!r}", data, [*path, key])
+                self.add("FW-E225", f"'{key}' of {describe(kind)} must be a number, not {value!r}", data, [*path, key])
             elif kind == "date" and not (isinstance(value, str) and _DATE.match(value)):
                 self.add("FW-E225", f"'{key}' of a date field must be a date like 2024-01-31, not {value!r}", data, [*path, key])
             elif kind == "datetime" and not (isinstance(value, str) and (_DATETIME.match(value) or _DATE.match(value))):
@@ -388,7 +388,7 @@ class Checker:
             "table": True,
         }.get(kind, True)
         if not ok:
-            self.add("FW-E225", f"default {value!r} is not a valid {kind} value", data, where, "an expression default starts with '=' (e.g. '=today()') or '$' (e.g. '$user.department')")
+            self.add("FW-E225", f"default {value!r} does not fit {describe(kind)}", data, where, "an expression default starts with '=' (e.g. '=today()') or '$' (e.g. '$user.department')")
             return
         if kind == "choice":
             values = [str(o.get("value")) if isinstance(o, dict) else str(o) for o in spec.get("options") or ()]
@@ -434,7 +434,7 @@ class Checker:
         for index, item in enumerate(listing.get("search") or ()):
             kind = self.field_types(entity).get(item)
             if kind and kind not in (*STRINGISH, "choice", "?"):
-                self.add("FW-E220", f"search field '{item}' is a {kind} field; search works on text fields", data, ["list", "search", index])
+                self.add("FW-E220", f"search field '{item}' is {describe(kind)}; search works on text fields", data, ["list", "search", index])
         for index, item in enumerate(listing.get("sort") or ()):
             self.check_field_ref(entity, data, ["list", "sort", index], item.lstrip("-+"), stored=True)
 
@@ -475,7 +475,9 @@ class Checker:
             self.check_hook(transition.get("hook"), data, [*path, "hook"])
             if known_entity and "when" in transition:
                 self.check_expression(transition["when"], entity, data, [*path, "when"], "boolean")
-        if initial not in states:
+        complete = all(all(k in t for k in ("from", "to")) for t in data.get("transitions") or ())
+        # With a transition broken (reported by the schema) the graph is incomplete: no knock-on errors.
+        if initial not in states or not complete:
             return
         self.check_state_graph(data, states, initial, edges)
 
@@ -559,7 +561,7 @@ class Checker:
         elif kind == "department_head" and entity:
             kind_of = self.field_types(entity).get(value)
             if kind_of is not None and kind_of not in ("link:department", "?"):
-                self.add("FW-E220", f"department_head field '{value}' is a {kind_of} field; it must link to department", data, where)
+                self.add("FW-E220", f"department_head field '{value}' is {describe(kind_of)}; it must link to department", data, where)
 
     def check_user_field(self, entity: str, name: Any, data: Located, path: list, allow: tuple[str, ...]) -> None:
         if name in allow:
@@ -570,7 +572,7 @@ class Checker:
             users = [n for n, k in types.items() if k == "link:user"]
             self.add("FW-E211", f"'{name}' is not a field of entity '{entity}'", data, path, did_you_mean(str(name), users) or f"user fields: {', '.join([*users, *allow])}")
         elif kind not in ("link:user", "?"):
-            self.add("FW-E220", f"'{name}' is a {kind} field; it must link to user", data, path)
+            self.add("FW-E220", f"'{name}' is {describe(kind)}; it must link to user", data, path)
 
     # role -----------------------------------------------------------------------------------------
 
@@ -678,9 +680,9 @@ class Checker:
         match = _SIMPLE_AGGREGATE.match(text)
         if match is None:
             return
-        kind, error = self.resolve(source, match.group(2), through_tables=True)
+        kind, _, _ = self.resolve(source, match.group(2), through_tables=True)
         if kind and kind not in (*NUMERIC, "?"):
-            self.add("FW-E220", f"{match.group(1)}() needs a number, and '{match.group(2)}' is a {kind} field", data, path, "use count() to count rows, or min()/max() on dates")
+            self.add("FW-E220", f"{match.group(1)}() needs a number, and '{match.group(2)}' is {describe(kind)}", data, path, "use count() to count rows, or min()/max() on dates")
 
     # app ------------------------------------------------------------------------------------------
 
@@ -722,6 +724,22 @@ class Checker:
                     self.add("FW-E216", f"entity '{child}' already holds the rows of {owner[child]}; a row entity serves one table field", data, ["fields", field_name, "entity"], f"declare a separate row entity, e.g. '{name}_{field_name}'")
                 else:
                     owner[child] = f"{name}.{field_name}"
+
+
+def describe(kind: str) -> str:
+    """'link:user' -> 'a link to user'; 'integer' -> 'an integer field'."""
+    if kind.startswith("link:"):
+        return f"a link to {kind[5:]}"
+    if kind.startswith("table:"):
+        return f"a table of {kind[6:]}"
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind} field"
+
+
+def snake_case(name: str) -> str:
+    """A snake_case spelling of ``name`` (``SalesInvoice`` -> ``sales_invoice``), or '' when none fits."""
+    text = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name.strip())
+    text = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:MAX_NAME].strip("_")
+    return text if NAME.match(text) else ""
 
 
 def _reach(start: str, edges: Mapping[str, set[str]]) -> set[str]:
