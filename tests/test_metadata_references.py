@@ -362,12 +362,12 @@ CASES = [
                 name: sales_by_customer
                 source: sales_order
                 group_by: [customer.name]
-                measures: {total: sum(title), lines: sum(lines.product), quantity: sum(lines.quantity)}
+                measures: {total: sum(title), orders: count(), amount: sum(amount)}
             """,
         },
         [
-            "metadata/x.yaml:5: measures.total: [FW-E220] sum() needs a number, and 'title' is a string field — use count() to count rows, or min()/max() on dates",
-            "metadata/x.yaml:5: measures.lines: [FW-E220] sum() needs a number, and 'lines.product' is a string field — use count() to count rows, or min()/max() on dates",
+            "metadata/x.yaml:5: measures.total: [FW-E408] sum() cannot take text; measures need numeric fields"
+            ' (column 5 of "sum(title)") — sum(number per row) -> number',
         ],
         id="measure_on_non_numeric_field",
     ),
@@ -565,6 +565,59 @@ CASES = [
         id="two_flows_on_one_entity",
     ),
 
+    pytest.param(
+        {
+            "metadata/x.yaml": """
+                kind: entity
+                name: invoice
+                fields:
+                  amount: {type: decimal, check: "amount >= minimum", message: too small}
+                  reason: {type: text, required_if: "amount + 1"}
+                  total: {type: decimal, compute: "sum(lines.price)"}
+                  due: {type: date, default: "=today() + "}
+                  owner: {type: link, to: user, default: $usr}
+            """,
+            "metadata/f.yaml": """
+                kind: form
+                name: sales_order
+                layout:
+                  - {section: Main, fields: [title], visible_if: "amount > 'x'"}
+            """,
+            "metadata/w.yaml": """
+                kind: workflow
+                name: order_flow
+                entity: sales_order
+                states: [draft, done]
+                transitions: [{name: finish, from: draft, to: done, when: "__import__('os')"}]
+            """,
+            "metadata/r.yaml": """
+                kind: role
+                name: clerk
+                grants:
+                  sales_order: {rows: "owner == $user and region.code == 3"}
+            """,
+            "metadata/rep.yaml": """
+                kind: report
+                name: sales_in_period
+                source: sales_order
+                params: {period: {type: daterange, default: this_quarter}}
+                filter: "created_at in $perod"
+                columns: [title, amount]
+            """,
+        },
+        [
+            'metadata/f.yaml:4: layout[0].visible_if: [FW-E407] cannot compare a decimal number with text using > (column 1 of "amount > \'x\'")',
+            'metadata/r.yaml:4: grants.sales_order.rows: [FW-E407] cannot compare text with a whole number using == (column 20 of "owner == $user and region.code == 3")',
+            'metadata/rep.yaml:5: filter: [FW-E411] unknown variable \'$perod\' (column 15 of "created_at in $perod") — did you mean \'$period\'?',
+            'metadata/w.yaml:5: transitions[0].when: [FW-E403] names starting with \'_\' are not allowed: \'__import__\' (column 1 of "__import__(\'os\')")',
+            'metadata/x.yaml:4: fields.amount.check: [FW-E406] unknown field \'minimum\' on invoice (column 11 of "amount >= minimum") — fields of invoice: amount, created_at, created_by, due, id, owner, reason, total, updated_at, updated_by, version',
+            'metadata/x.yaml:5: fields.reason.required_if: [FW-E409] expression gives a decimal number but true/false is needed here (column 1 of "amount + 1") — a condition needs a comparison such as amount > 0',
+            'metadata/x.yaml:6: fields.total.compute: [FW-E406] unknown field \'lines\' on invoice (column 5 of "sum(lines.price)") — fields of invoice: amount, created_at, created_by, due, id, owner, reason, total, updated_at, updated_by, version',
+            'metadata/x.yaml:7: fields.due.default: [FW-E401] not a valid expression: invalid syntax (column 1 of "today() +")',
+            'metadata/x.yaml:8: fields.owner.default: [FW-E411] unknown variable \'$usr\' (column 1 of "$usr") — did you mean \'$user\'?',
+        ],
+        id="expressions_everywhere",
+    ),
 ]
 
 

@@ -14,10 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-try:
-    from formwork.expressions import FieldScope, expression_problems
-except ImportError:
-    FieldScope = None
+from formwork.expressions import FieldScope, expression_problems
 from formwork.metadata.build import ROW_SCOPES, RULE_KINDS
 from formwork.metadata.builtins import builtin_fields
 from formwork.metadata.loader import Located, dotted, place_at
@@ -61,7 +58,6 @@ PARAM_VARIABLE_TYPES = {
     "daterange": "daterange",
 }
 _PATH = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
-_SIMPLE_AGGREGATE = re.compile(r"^\s*(sum|avg)\(\s*([a-z_][a-z0-9_.]*)\s*\)\s*$")
 _NUMBER_TOKEN = re.compile(r"\{([^{}]*)\}")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
@@ -154,7 +150,7 @@ class Checker:
                 found[name] = field.type
         return found
 
-    def resolve(self, entity: str, path: str, through_tables: bool = False) -> tuple[str | None, str | None, str | None]:
+    def resolve(self, entity: str, path: str) -> tuple[str | None, str | None, str | None]:
         """(type of the field at ``path``, None, None) or (None, what is wrong, hint); links are followed by '.'."""
         parts = path.split(".")
         current = entity
@@ -166,7 +162,7 @@ class Checker:
             kind = types[part]
             if index == len(parts) - 1:
                 return kind, None, None
-            if kind.startswith("link:") or (through_tables and kind.startswith("table:")):
+            if kind.startswith("link:"):
                 current = kind.split(":", 1)[1]
                 if current not in self.entities:
                     return "?", None, None
@@ -231,7 +227,7 @@ class Checker:
         variables: Mapping[str, str] | None = None,
         aggregate: bool = False,
     ) -> list[Problem]:
-        if not isinstance(text, str) or entity not in self.entities or FieldScope is None:
+        if not isinstance(text, str) or entity not in self.entities:
             return []
         scope = FieldScope(self.entities, entity, variables, aggregate)
         found = expression_problems(text, scope, place_at(data, path), dotted(path), expect)
@@ -649,8 +645,7 @@ class Checker:
         measures = data.get("measures") or {}
         for name, text in measures.items():
             self.check_name("measure", name, data, ["measures", name], at_key=True)
-            if not self.check_expression(text, source, data, ["measures", name], None, variables, aggregate=True):
-                self.check_measure_type(source, text, data, ["measures", name])
+            self.check_expression(text, source, data, ["measures", name], None, variables, aggregate=True)
         columns = data.get("columns") or []
         self.check_fields(source, data, ["columns"], columns, paths=True, stored=True)
         if columns and group_keys:
@@ -675,14 +670,6 @@ class Checker:
                 if item not in values:
                     where = ["chart", "y"] if isinstance(y, str) else ["chart", "y", index]
                     self.add("FW-E228", f"chart y '{item}' is not a measure of this report", data, where, did_you_mean(item, values) or f"measures: {', '.join(measures)}")
-
-    def check_measure_type(self, source: str, text: str, data: Located, path: list) -> None:
-        match = _SIMPLE_AGGREGATE.match(text)
-        if match is None:
-            return
-        kind, _, _ = self.resolve(source, match.group(2), through_tables=True)
-        if kind and kind not in (*NUMERIC, "?"):
-            self.add("FW-E220", f"{match.group(1)}() needs a number, and '{match.group(2)}' is {describe(kind)}", data, path, "use count() to count rows, or min()/max() on dates")
 
     # app ------------------------------------------------------------------------------------------
 
