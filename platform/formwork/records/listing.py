@@ -42,8 +42,7 @@ def _unknown(entity: Entity, name: str, what: str) -> FieldError:
     return FieldError(name, "unknown_field", f"cannot {what} by '{name}': not a field of {entity.name}{suffix}")
 
 
-def _conditions(app: App, entity: Entity, table: sa.Table, query: RecordQuery, limit: sa.ColumnElement[bool] | None) -> list[sa.ColumnElement[bool]]:
-    errors: list[FieldError] = []
+def _conditions(app: App, entity: Entity, table: sa.Table, query: RecordQuery, limit: sa.ColumnElement[bool] | None, errors: list[FieldError]) -> list[sa.ColumnElement[bool]]:
     conditions: list[sa.ColumnElement[bool]] = []
     for name, wanted in query.filters.items():
         fld = _column_field(entity, name)
@@ -67,8 +66,6 @@ def _conditions(app: App, entity: Entity, table: sa.Table, query: RecordQuery, l
         term = query.search.strip().lower()
         matches = [sa.func.lower(table.c[f]).contains(term, autoescape=True) for f in fields if f in table.c]
         conditions.append(sa.or_(*matches) if matches else sa.false())
-    if errors:
-        raise RecordInvalid(errors)
     if limit is not None:
         conditions.append(limit)
     return conditions
@@ -81,8 +78,7 @@ def _default_search(app: App, entity: Entity) -> tuple[str, ...]:
     return (entity.title_field,) if entity.title_field else ()
 
 
-def _order(entity: Entity, table: sa.Table, sort: tuple[str, ...]) -> list[sa.ColumnElement[Any]]:
-    errors: list[FieldError] = []
+def _order(entity: Entity, table: sa.Table, sort: tuple[str, ...], errors: list[FieldError]) -> list[sa.ColumnElement[Any]]:
     order: list[sa.ColumnElement[Any]] = []
     for key in sort:
         name = key.lstrip("-+")
@@ -90,8 +86,6 @@ def _order(entity: Entity, table: sa.Table, sort: tuple[str, ...]) -> list[sa.Co
             errors.append(_unknown(entity, name, "sort"))
             continue
         order.append(table.c[name].desc() if key.startswith("-") else table.c[name].asc())
-    if errors:
-        raise RecordInvalid(errors)
     # id last keeps pages stable when the sort keys repeat
     order.append(table.c.id.asc())
     return order
@@ -99,8 +93,12 @@ def _order(entity: Entity, table: sa.Table, sort: tuple[str, ...]) -> list[sa.Co
 
 def list_rows(conn: sa.Connection, app: App, entity: Entity, table: sa.Table, query: RecordQuery, limit: sa.ColumnElement[bool] | None) -> list[dict[str, Any]]:
     """The matching records (without child rows), sorted and paged."""
-    statement = select_record(table, entity).where(*_conditions(app, entity, table, query, limit))
-    statement = statement.order_by(*_order(entity, table, query.sort)).offset(max(query.offset, 0))
+    errors: list[FieldError] = []
+    conditions = _conditions(app, entity, table, query, limit, errors)
+    order = _order(entity, table, query.sort, errors)
+    if errors:
+        raise RecordInvalid(errors)
+    statement = select_record(table, entity).where(*conditions).order_by(*order).offset(max(query.offset, 0))
     if query.limit is not None:
         statement = statement.limit(max(query.limit, 0))
     columns = record_columns(entity)
@@ -109,5 +107,9 @@ def list_rows(conn: sa.Connection, app: App, entity: Entity, table: sa.Table, qu
 
 def count_rows(conn: sa.Connection, app: App, entity: Entity, table: sa.Table, query: RecordQuery, limit: sa.ColumnElement[bool] | None) -> int:
     """How many records match the filters and search."""
-    statement = sa.select(sa.func.count()).select_from(table).where(*_conditions(app, entity, table, query, limit))
+    errors: list[FieldError] = []
+    conditions = _conditions(app, entity, table, query, limit, errors)
+    if errors:
+        raise RecordInvalid(errors)
+    statement = sa.select(sa.func.count()).select_from(table).where(*conditions)
     return int(conn.execute(statement).scalar_one())
