@@ -128,6 +128,9 @@ class _Planner:
             for item in diff if isinstance(diff, list) else [diff]:
                 self._translate(item)
         self._compare_checks(before)
+        # Alembic also lists the indexes of a removed table; they go with the table.
+        dropped = {op.table for op in self.ops if op.kind == "drop_table"}
+        self.ops = [op for op in self.ops if op.kind == "drop_table" or op.table not in dropped]
         self.ops.sort(key=lambda op: APPLY_ORDER[op.kind])
         return Plan(
             operations=tuple(self.ops),
