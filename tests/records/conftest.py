@@ -98,6 +98,12 @@ TICKET = entity(
     field("number", max_length=30),
     field("category", "string", max_length=20),
     field("seq", "integer"),
+    field("opened_at", "datetime"),
+    field("details", "json"),
+    field("score", "integer", compute_hook="test.score"),
+    field("locked", "string", read_only=True),
+    field("starts_on", "date"),
+    field("ends_on", "date", check="ends_on >= starts_on", message="must be on or after the start"),
     unique_together=(("category", "seq"),),
     number=NumberPattern(field="number", pattern="T{YY}{MM}-{###}"),
 )
@@ -124,7 +130,7 @@ class Hooks:
 
     def registry(self) -> HookRegistry:
         registry = HookRegistry()
-        for name in (*REQUEST_HOOKS.values(), "test.no_shouting"):
+        for name in (*REQUEST_HOOKS.values(), "test.no_shouting", "test.score"):
             registry.add(name, self._hook(name), "tests/records/conftest.py")
         return registry
 

@@ -101,13 +101,19 @@ class Validation:
         problems = _shape_problems(fld, value)
         if problems:
             return problems
-        if fld.check and not self.evaluate(entity, fld.check, record):
+        if fld.check and self._fails(entity, fld.check, record):
             problems.append(("check", fld.message or "is not valid"))
         if fld.type == "link" and fld.to and not self._exists(fld.to, value):
             problems.append(("link", f"refers to a {entity_label(self.app.entity(fld.to))} that does not exist (id {value})"))
         if fld.unique and self._taken(entity, (fld.name,), record, scope):
             problems.append(("unique", unique_message(entity, (fld.name,), record)))
         return problems
+
+    def _fails(self, entity: Entity, check: str, record: Mapping[str, Any]) -> bool:
+        """True when ``check`` is false. Like a SQL CHECK constraint, a check that is unknown
+        because a field it reads is empty passes: conditions evaluate unknown as false, so
+        a failing check is confirmed by its negation being true."""
+        return not self.evaluate(entity, check, record) and bool(self.evaluate(entity, f"not ({check})", record))
 
     def _validator_errors(self, entity: Entity, fld: Field, record: dict[str, Any], prefix: str) -> list[FieldError]:
         """Errors of the field's plugin validators; a PluginError names its field or this one."""
