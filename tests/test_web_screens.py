@@ -1,0 +1,304 @@
+"""The CRUD screens, through Flask's test client and through a real Chromium.
+
+Each test builds a small deployment in a temporary folder, migrates it on the
+test database (SQLite file and PostgreSQL) and serves it with ``create_app``.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+import textwrap
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import flask
+import pytest
+from werkzeug.serving import make_server
+
+from formwork.metadata import compile_project
+from formwork.metadata.project import load_project
+from formwork.records import Actor, RecordQuery
+from formwork.storage import make_engine, migrate
+from formwork.web import Runtime, create_app
+
+PROJECT_FILES = {
+    "formwork.yaml": """
+        name: shop
+        label: {en: Corner Shop}
+        metadata: [metadata]
+        """,
+    "metadata/item.yaml": """
+        kind: entity
+        name: item
+        label: {en: Stock item}
+        title_field: name
+        fields:
+          name: {type: string, label: Item name, required: true, max_length: 80}
+          quantity: {type: integer, label: Quantity, min: 0, required: true}
+          price: {type: decimal, digits: [10, 2], label: Unit price}
+          kind:
+            type: choice
+            label: Kind
+            options: [{value: food, label: Food}, {value: tool, label: Tool}]
+            default: food
+          owner: {type: link, to: user, label: Owner}
+          due: {type: date, label: Restock by}
+          notes: {type: text, label: Notes, help: "Plain <b>notes</b>"}
+        """,
+    "metadata/item_form.yaml": """
+        kind: form
+        name: item
+        entity: item
+        layout:
+          - section: Basics
+            fields: [name, kind, quantity, price]
+          - section: Details
+            fields: [owner, due, notes]
+        list: {columns: [name, kind, quantity, owner], search: [name], sort: [name]}
+        """,
+}
+
+
+def write_project(root: Path) -> Path:
+    for name, text in PROJECT_FILES.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return root
+
+
+@dataclass
+class Served:
+    app: flask.Flask
+    runtime: Runtime
+
+    def items(self) -> list[dict]:
+        return self.runtime.records.list("item", Actor.system(), RecordQuery(sort=("id",)))
+
+    def add_item(self, **values) -> dict:
+        values.setdefault("quantity", 1)
+        return self.runtime.records.create("item", values, Actor.system(), "test")
+
+
+@pytest.fixture
+def served(tmp_path: Path, db_url: str) -> Iterator[Served]:
+    root = write_project(tmp_path / "shop")
+    project = load_project(root, environ={"DATABASE_URL": db_url})
+    app_model = compile_project(project)
+    engine = make_engine(db_url)
+    migrate(engine, app_model, allow_destructive=False)
+    app = create_app(project, app_model=app_model, engine=engine, config={"TESTING": True})
+    yield Served(app, app.extensions["formwork"])
+    engine.dispose()
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        r'id="csrf_token" name="csrf_token" type="hidden" value="([^"]+)"', html
+    )
+    assert match, "the form carries no CSRF token"
+    return match.group(1)
+
+
+def hidden_value(html: str, name: str) -> str:
+    match = re.search(rf'name="{name}" type="hidden" value="([^"]*)"', html)
+    assert match, f"no hidden field {name}"
+    return match.group(1)
+
+
+def field_errors(html: str) -> list[str]:
+    return [e.strip() for e in re.findall(r"<li>([^<]+)</li>", "".join(re.findall(r'class="invalid-feedback">(.*?)</div>', html, re.S)))]
+
+
+def test_index_health_and_every_entity_has_a_screen(served: Served) -> None:
+    client = served.app.test_client()
+    home = client.get("/").get_data(as_text=True)
+    assert "Corner Shop" in home
+    for label in ("Stock item", "User", "Department"):
+        assert label in home
+    health = client.get("/healthz")
+    assert health.status_code == 200 and health.get_json()["status"] == "ok"
+    for entity in ("item", "user", "department"):
+        page = client.get(f"/admin/{entity}/")
+        assert page.status_code == 200, entity
+        assert client.get(f"/admin/{entity}/new/").status_code == 200, entity
+    assert "The database has not been migrated" not in home
+
+
+def test_list_shows_records_with_titles_sorted_and_searchable(served: Served) -> None:
+    owner = served.runtime.records.create("user", {"username": "mei", "full_name": "Mei Lin"}, Actor.system(), "test")
+    served.add_item(name="Saw", kind="tool", owner=owner["id"])
+    served.add_item(name="Apple <b>red</b>", quantity=12)
+    client = served.app.test_client()
+    page = client.get("/admin/item/").get_data(as_text=True)
+    assert page.index("Apple") < page.index("Saw"), "the form's list sort (by name) applies"
+    assert "Mei Lin" in page and "Tool" in page
+    assert "Apple &lt;b&gt;red&lt;/b&gt;" in page, "record values are escaped"
+    found = client.get("/admin/item/?search=saw").get_data(as_text=True)
+    assert "Saw" in found and "Apple" not in found
+
+
+def test_create_writes_through_the_record_service(served: Served) -> None:
+    client = served.app.test_client()
+    form = client.get("/admin/item/new/").get_data(as_text=True)
+    assert form.index("Basics") < form.index("Item name") < form.index("Details") < form.index("Restock by")
+    assert "Plain &lt;b&gt;notes&lt;/b&gt;" in form, "help text from metadata is escaped"
+    response = client.post(
+        "/admin/item/new/",
+        data={"csrf_token": csrf_token(form), "name": "Hammer", "quantity": "3", "price": "9.50", "kind": "tool", "due": "2030-01-31"},
+    )
+    assert response.status_code == 302
+    [item] = served.items()
+    assert (item["name"], item["quantity"], item["price"], item["kind"], item["version"]) == ("Hammer", 3, Decimal("9.50"), "tool", 1)
+    assert item["owner"] is None and item["notes"] is None
+
+
+def test_create_with_a_bad_value_shows_the_error_and_writes_nothing(served: Served) -> None:
+    client = served.app.test_client()
+    form = client.get("/admin/item/new/").get_data(as_text=True)
+    response = client.post("/admin/item/new/", data={"csrf_token": csrf_token(form), "name": "Nails", "quantity": "-5", "kind": "food"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    errors = field_errors(page)
+    assert len(errors) == 1 and "0" in errors[0], errors
+    assert 'value="Nails"' in page, "the typed values stay on the form"
+    assert served.items() == []
+
+
+def test_create_without_csrf_token_is_refused(served: Served) -> None:
+    client = served.app.test_client()
+    client.get("/admin/item/new/")
+    response = client.post("/admin/item/new/", data={"name": "Nails", "quantity": "1", "kind": "food"})
+    assert response.status_code == 200
+    assert "This form has expired" in response.get_data(as_text=True)
+    assert served.items() == []
+
+
+def test_edit_saves_and_bumps_the_version(served: Served) -> None:
+    item = served.add_item(name="Rope", quantity=2)
+    client = served.app.test_client()
+    form = client.get(f"/admin/item/edit/?id={item['id']}").get_data(as_text=True)
+    assert hidden_value(form, "fw_version") == "1"
+    response = client.post(
+        f"/admin/item/edit/?id={item['id']}",
+        data={"csrf_token": csrf_token(form), "fw_version": "1", "name": "Rope 10m", "quantity": "4", "kind": "tool"},
+    )
+    assert response.status_code == 302
+    [saved] = served.items()
+    assert (saved["name"], saved["quantity"], saved["kind"], saved["version"]) == ("Rope 10m", 4, "tool", 2)
+
+
+def test_stale_edit_is_refused_with_a_message(served: Served) -> None:
+    item = served.add_item(name="Glue", quantity=2)
+    client = served.app.test_client()
+    form = client.get(f"/admin/item/edit/?id={item['id']}").get_data(as_text=True)
+    served.runtime.records.update("item", item["id"], {"quantity": 7}, Actor.system(), "test", version=1)
+    response = client.post(
+        f"/admin/item/edit/?id={item['id']}",
+        data={"csrf_token": csrf_token(form), "fw_version": hidden_value(form, "fw_version"), "name": "Glue", "quantity": "9", "kind": "food"},
+    )
+    assert response.status_code == 200
+    assert "Someone else saved this record meanwhile" in response.get_data(as_text=True)
+    [saved] = served.items()
+    assert (saved["quantity"], saved["version"]) == (7, 2)
+
+
+def test_details_and_delete(served: Served) -> None:
+    item = served.add_item(name="Tape", quantity=1, notes="sticky")
+    client = served.app.test_client()
+    details = client.get(f"/admin/item/details/?id={item['id']}").get_data(as_text=True)
+    assert "sticky" in details and "Version" in details
+    listing = client.get("/admin/item/").get_data(as_text=True)
+    response = client.post("/admin/item/delete/", data={"csrf_token": csrf_token(listing), "id": str(item["id"]), "url": "/admin/item/"})
+    assert response.status_code == 302
+    assert served.items() == []
+    assert client.get(f"/admin/item/details/?id={item['id']}").status_code == 302
+
+
+def test_unmigrated_database_shows_a_banner_and_secret_key_is_kept(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "shop")
+    project = load_project(root, environ={"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"})
+    app = create_app(project, config={"TESTING": True})
+    assert "has not been migrated" in app.test_client().get("/").get_data(as_text=True)
+    secret = project.instance_dir / "secret_key"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert app.secret_key == secret.read_text().strip()
+    assert create_app(project, config={"TESTING": True}).secret_key == app.secret_key
+
+
+@pytest.fixture
+def browser_page(served: Served) -> Iterator[tuple[object, str]]:
+    from playwright.sync_api import sync_playwright
+
+    server = make_server("127.0.0.1", 0, served.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    playwright = sync_playwright().start()
+    browser = playwright.chromium.launch(
+        executable_path="/usr/bin/chromium",
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
+    try:
+        page = browser.new_page()
+        yield page, f"http://127.0.0.1:{server.server_port}"
+    finally:
+        browser.close()
+        playwright.stop()
+        server.shutdown()
+        thread.join()
+
+
+@pytest.mark.browser
+def test_screens_in_a_browser(served: Served, browser_page: tuple) -> None:
+    page, base = browser_page
+    served.add_item(name="Bolt", quantity=100)
+
+    page.goto(f"{base}/")
+    page.click("text=Stock item")
+    assert page.locator("table").inner_text().count("Bolt") == 1
+
+    # create with a bad value: the message sits under the field, nothing is stored
+    page.goto(f"{base}/admin/item/new/")
+    page.fill("#name", "Screw")
+    page.fill("#quantity", "-1")
+    page.click("input[type=submit][value=Save]")
+    assert page.locator("#quantity.is-invalid").count() == 1
+    assert "0" in page.locator(".invalid-feedback").inner_text()
+    assert [i["name"] for i in served.items()] == ["Bolt"]
+
+    # correct it and save
+    page.fill("#quantity", "40")
+    page.select_option("#kind", "tool")
+    page.click("input[type=submit][value=Save]")
+    page.wait_for_url(re.compile(r"/admin/item/(\?.*)?$"))
+    assert "Screw" in page.locator("table").inner_text()
+    screw = next(i for i in served.items() if i["name"] == "Screw")
+    assert (screw["quantity"], screw["kind"]) == (40, "tool")
+
+    # edit
+    page.goto(f"{base}/admin/item/edit/?id={screw['id']}")
+    page.fill("#quantity", "41")
+    page.click("input[type=submit][value=Save]")
+    page.wait_for_url(re.compile(r"/admin/item/(\?.*)?$"))
+    assert next(i for i in served.items() if i["id"] == screw["id"])["quantity"] == 41
+
+    # stale edit: someone saves between loading the form and saving it
+    page.goto(f"{base}/admin/item/edit/?id={screw['id']}")
+    served.runtime.records.update("item", screw["id"], {"quantity": 50}, Actor.system(), "test", version=2)
+    page.fill("#quantity", "42")
+    page.click("input[type=submit][value=Save]")
+    assert "Someone else saved this record meanwhile" in page.locator(".alert").all_inner_texts()[-1]
+    assert next(i for i in served.items() if i["id"] == screw["id"])["quantity"] == 50
+
+    # delete from the list (confirm dialog accepted)
+    page.goto(f"{base}/admin/item/")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row = page.locator("tr", has_text="Screw")
+    row.locator("button[title='Delete record'], button.btn-link, form button").first.click()
+    page.wait_for_load_state()
+    assert [i["name"] for i in served.items()] == ["Bolt"]
+    assert "Screw" not in page.locator("table").inner_text()
