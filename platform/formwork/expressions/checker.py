@@ -78,7 +78,6 @@ class Analysis:
     aggregates: dict[Node, tuple[str, ...] | None] = field(default_factory=dict)
     # String literals that stand for dates because they are compared with a date.
     dates: dict[Node, date | datetime] = field(default_factory=dict)
-    first_at_level: dict[tuple[str, ...], Node] = field(default_factory=dict)
 
     def type_of(self, node: Node) -> str:
         return self.types[node].type
@@ -127,7 +126,7 @@ def analyse(expr: Expression, scope: FieldScope, mode: Mode) -> Analysis:
     checker = _Checker(scope, Analysis(mode))
     top = checker.value(expr.root)
     if top.level is not None:
-        offender = checker.analysis.first_at_level.get(top.level, expr.root)
+        offender = _unaggregated(expr.root, checker.analysis, top.level) or expr.root
         text = offender.dotted if isinstance(offender, FieldPath) else "this value"
         if top.level == ():
             raise ExpressionError(
@@ -144,6 +143,19 @@ def analyse(expr: Expression, scope: FieldScope, mode: Mode) -> Analysis:
             f"e.g. sum({text}), min({text}) or count({text})",
         )
     return checker.analysis
+
+
+def _unaggregated(node: Node, analysis: Analysis, level: tuple[str, ...]) -> FieldPath | None:
+    """The first field path at ``level`` that no aggregate covers: the one to point at."""
+    if node in analysis.aggregates:
+        return None
+    if isinstance(node, FieldPath) and analysis.types[node].level == level:
+        return node
+    for child in node.children():
+        found = _unaggregated(child, analysis, level)
+        if found is not None:
+            return found
+    return None
 
 
 def _normal(type_name: str) -> str:
@@ -286,15 +298,15 @@ class _Checker:
         for i, step in enumerate(steps[:-1]):
             if step.kind == "table":
                 level = node.parts[: i + 1]
-        if level is not None:
-            self.analysis.first_at_level.setdefault(level, node)
         last = steps[-1].field
         return Typed(field_type(last), level, last)
 
     def visit_VariablePath(self, node: VariablePath) -> Typed:
         known = self.scope.variable_types()
         if node.name not in known:
-            hint = did_you_mean("$" + node.name, ["$" + n for n in known]) or "available: " + ", ".join("$" + n for n in known)
+            hint = did_you_mean("$" + node.name, ["$" + n for n in known]) or "available: " + ", ".join(
+                "$" + n for n in known
+            )
             raise ExpressionError(UNKNOWN_VARIABLE, f"unknown variable '${node.name}'", node.column, hint)
         kind = known[node.name]
         if not (kind in VARIABLE_TYPES or kind.startswith(("link:", "list:"))):
@@ -394,6 +406,8 @@ class _Checker:
         item = self.value(node.item)
         container = self.visit(node.container)
         kind = container.type
+        if kind == "any":  # a parameter whose type is only known from its value at run time
+            return Typed("boolean", item.level)
         if kind == "daterange":
             if item.type not in (*_DATES, "any"):
                 raise ExpressionError(

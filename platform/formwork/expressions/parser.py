@@ -249,16 +249,18 @@ class _Translator:
         for attribute in attributes:
             between = self.source_between(previous, attribute)
             if ")" in between:
-                raise self.refuse(
-                    attribute,
+                raise ExpressionError(
+                    NOT_ALLOWED,
                     f"'.{attribute.attr}' can only follow a field path, not a parenthesised expression",
+                    self.attribute_column(attribute),
                     "write the path without parentheses, e.g. department.name",
                 )
             previous = attribute
         names = [base.id] + [a.attr for a in attributes]
-        for name, where in zip(names, [base, *attributes], strict=True):
-            if name.startswith("_") or name.startswith("__"):
-                raise self.refuse(where, f"names starting with '_' are not allowed: '{name}'", None, BAD_NAME)
+        columns = [self.column(base)] + [self.attribute_column(a) for a in attributes]
+        for name, column in zip(names, columns, strict=True):
+            if name.startswith("_"):
+                raise ExpressionError(BAD_NAME, f"names starting with '_' are not allowed: '{name}'", column)
         column = self.column(base)
         if base.id.startswith(_MARKER):
             if self.text[column - 1] != "$":
@@ -278,10 +280,14 @@ class _Translator:
             raise self.refuse(base, "field names are plain ASCII snake_case", None, BAD_NAME)
         return FieldPath(column, tuple(names))
 
+    def attribute_column(self, attribute: ast.Attribute) -> int:
+        """Column of the name after the dot (``ast`` only gives where the whole path starts)."""
+        return self.column(attribute, end=True) - len(attribute.attr)
+
     def source_between(self, first: ast.AST, second: ast.Attribute) -> str:
         """Text from the end of ``first`` up to the attribute name of ``second``."""
         start = self.column(first, end=True) - 1
-        end = self.column(second, end=True) - 1 - len(second.attr)
+        end = self.attribute_column(second) - 1
         return self.source[start:end]
 
     def _Compare(self, node: ast.Compare, depth: int) -> Node:

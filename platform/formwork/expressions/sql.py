@@ -252,7 +252,7 @@ class _SqlCompiler:
         else:
             assert isinstance(container, VariablePath)
             found = self.ctx.params.get(container.name)
-            if self.analysis.type_of(container) == "daterange":
+            if self.analysis.type_of(container) == "daterange" or not isinstance(found, list | None):
                 return self.in_range(node.item, item, found)
             values = list(found or [])
         if not values:
