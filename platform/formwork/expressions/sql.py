@@ -137,11 +137,13 @@ class _SqlCompiler:
 
     def bound(self, value: Any, type_name: str) -> ColumnElement[Any]:
         """A bound parameter: values from outside the metadata never become SQL text."""
-        if value is None:
-            return sa.null()
-        if type_name.startswith("link:"):
-            return sa.literal(link_id(value), sa.Integer())
         sql_type = _SQL_TYPES.get(type_name)
+        if type_name.startswith("link:"):
+            value, sql_type = link_id(value), sa.Integer
+        if value is None:
+            # a typed NULL: comparing with it is unknown, as in Python (a bare null() would turn
+            # `x == $user` into `x IS NULL` for an anonymous user; PostgreSQL needs the type)
+            return sa.cast(sa.null(), (sql_type or sa.String)())
         if type_name == "date" and isinstance(value, str):
             value = date.fromisoformat(value)
         return sa.literal(value, sql_type() if sql_type else None)
@@ -197,7 +199,7 @@ class _SqlCompiler:
         # Follow the path through records given as dicts; from the first plain id on, the database.
         for i, part in enumerate(node.parts):
             if value is None:
-                return sa.null()
+                return self.bound(None, type_name)
             if not isinstance(value, Mapping):
                 start = self.bound(value, "link:")
                 return self.follow(start, steps[i:], node.parts[i:])
