@@ -191,7 +191,7 @@ class RecordView(BaseModelView):
 
     def _detail_columns(self) -> list[str]:
         columns = ["id", *self.entity.fields]
-        if self.entity.has_status:
+        if self.entity.has_status and STATUS_FIELD not in columns:
             columns.append(STATUS_FIELD)
         columns += [name for name in SYSTEM_FIELDS if name != "id"]
         return columns
