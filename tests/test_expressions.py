@@ -720,6 +720,18 @@ CROSS_CHECKED = [
     "title == $title",
     'title == "\'; DROP TABLE purchase_request; --"',
     "version > 1 or amount is None",
+    "round(amount) == 1200 or round(amount) == -15",
+    "round(amount / 7, 2) == 11.5",
+    "max(lines.product) == 'gear'",
+    "30 + needed_by > today() + 30",
+    "department.id == 2",
+    "department in [1, 3]",
+    "created_by.username == 'ann'",
+    "(quantity if urgent else -quantity) < 0",
+    "coalesce(amount, 0) + coalesce(quantity, 0) > 1000",
+    "len(lines.product) == 2",
+    "quantity > len(lines)",
+    "sum(lines.quantity * lines.unit_price * quantity) > 400",
     "status == 'approved' and (amount > 1000 or quantity > 5)",
 ]
 
@@ -848,23 +860,39 @@ def test_sql_values_and_report_measures(database) -> None:
             (5, Decimal("0.00")),
         ]
         group = compile_sql(parse("department.name"), sql_scope)
-        measures = [compile_sql(parse(m), sql_scope) for m in ("sum(amount)", "count()", "count(amount)")]
+        measures = [compile_sql(parse(m), sql_scope) for m in MEASURES]
         grouped = conn.execute(
             sa.select(group, *measures).select_from(table).group_by(group).order_by(group)
         ).all()
-    by_department = {name: (Decimal(s), c, n) for name, s, c, n in grouped}
-    python_rows = {}
+    assert len(grouped) == 4
+    python_rows: dict[str | None, list[dict]] = {}
     for row in REQUEST_ROWS:
         name = department_lookup("department", row["department"])["name"] if row["department"] else None
-        python_rows.setdefault(name, []).append(row)
+        python_rows.setdefault(name, []).append(python_record(row))
     measure_scope = scope(aggregate=True)
-    for name, rows in python_rows.items():
-        group_ctx = EvalContext(None, NOW, rows=rows)
-        expected = tuple(
-            compile_python(parse(m), measure_scope)({}, group_ctx)
-            for m in ("sum(amount)", "count()", "count(amount)")
-        )
-        assert by_department[name] == expected
+    for name, *values in grouped:
+        group_ctx = EvalContext(None, NOW, lookup=department_lookup, rows=python_rows[name])
+        expected = [compile_python(parse(m), measure_scope)({}, group_ctx) for m in MEASURES]
+        assert [_rounded(v) for v in values] == [_rounded(v) for v in expected], name
+
+
+MEASURES = (
+    "sum(amount)",
+    "count()",
+    "count(amount)",
+    "avg(quantity)",
+    "sum(sum(lines.quantity))",
+    "max(sum(lines.unit_price))",
+    "min(department.parent.name)",
+    "sum(amount) / count()",
+)
+
+
+def _rounded(value: Any) -> Any:
+    """Numbers to cents: SQLite returns floats where PostgreSQL and Python give decimals."""
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return Decimal(str(value)).quantize(Decimal("0.01"))
+    return value
 
 
 def test_sql_injection_attempts_are_plain_values(database) -> None:

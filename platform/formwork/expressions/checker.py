@@ -563,7 +563,8 @@ class _Checker:
                     digits.column,
                     signature,
                 )
-        return self.plain_call(node, x.type if x.type in NUMBERS else "decimal", [x])
+        whole = len(node.args) == 1 or x.type == "integer"
+        return self.plain_call(node, "integer" if whole else "decimal", [x])
 
     def call_lower(self, node: Call, signature: str) -> Typed:
         return self.plain_call(node, "string", self.expect_args(node, signature, ("string",)))

@@ -94,7 +94,7 @@ def compile_python(expr: Expression, scope: FieldScope | None = None) -> Compile
     whose value is an id (not a dict) raises ``ValueError``.
     """
     analysis = analyse(expr, scope, "measure" if scope.aggregate else "row") if scope else None
-    body = _Compiler(analysis).node(expr.root)
+    body = _Compiler(analysis, scope).node(expr.root)
     if isinstance(expr.root, _CONDITIONS) or (
         isinstance(expr.root, Call) and expr.root.function in ("contains", "startswith")
     ):
@@ -114,8 +114,9 @@ Fn = Callable[[_Env], Any]
 
 
 class _Compiler:
-    def __init__(self, analysis: Analysis | None):
+    def __init__(self, analysis: Analysis | None, scope: FieldScope | None):
         self.analysis = analysis
+        self.scope = scope
 
     def node(self, node: Node) -> Fn:
         return getattr(self, "_" + type(node).__name__)(node)
@@ -213,12 +214,17 @@ class _Compiler:
         paths = [n for n in arg.walk() if isinstance(n, FieldPath)] if arg is not None else []
         whole = isinstance(arg, FieldPath)
 
+        def targets(table: tuple[str, ...]) -> list[str | None]:
+            if self.scope is not None:
+                return [s.field.to for s in self.scope.resolve(table, node.column)]
+            return self.link_targets(FieldPath(node.column, table))
+
         def values(env: _Env) -> list[Any]:
             table = known if known is not False else _find_table(paths, env)
             if table is None:
                 rows = env.ctx.rows if report_rows and env.ctx.rows is not None else ()
                 return [1 if each is None else each(_Env(row, env.ctx)) for row in rows]
-            rows = _rows_at(env, table, self.link_targets(FieldPath(0, table)))
+            rows = _rows_at(env, table, targets(table))
             if each is None or (whole and arg.parts == table):  # type: ignore[union-attr]
                 return [1] * len(rows)
             return [each(env.bind(table, row)) for row in rows]
@@ -510,10 +516,15 @@ def _none_safe(function: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def _round(value: Any, digits: int = 0) -> Any:
+def _round(value: Any, digits: int | None = None) -> Any:
+    """Half away from zero, like SQL; without ``digits`` a whole number."""
     if isinstance(value, int):
         return value
-    return Decimal(_number(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    try:
+        rounded = Decimal(_number(value)).quantize(Decimal(1).scaleb(-(digits or 0)), rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # more digits than Decimal's precision: already as exact as it gets
+        return value
+    return int(rounded) if digits is None else rounded
 
 
 def _day_of(value: date) -> date:

@@ -365,7 +365,9 @@ class _SqlCompiler:
         value = self.node(node.args[0], frame)
         if self.analysis.type_of(node.args[0]) == "integer":
             return value
-        digits = node.args[1].value if len(node.args) == 2 else 0  # type: ignore[attr-defined]
+        if len(node.args) == 1:
+            return sa.cast(sa.func.round(sa.cast(value, sa.Numeric())), sa.Integer())
+        digits = node.args[1].value  # type: ignore[attr-defined]
         return sa.func.round(sa.cast(value, sa.Numeric()), digits, type_=sa.Numeric())
 
     def aggregate(self, node: Call, frame: _Frame) -> ColumnElement[Any]:
