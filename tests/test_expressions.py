@@ -4,7 +4,7 @@ SQLite file and a real PostgreSQL database."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -487,9 +487,9 @@ def make_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("note", sa.Text),
         sa.Column("extra", sa.JSON),
         sa.Column("status", sa.String(20)),
-        sa.Column("created_at", sa.DateTime),
+        sa.Column("created_at", sa.DateTime(timezone=True)),
         sa.Column("created_by", sa.Integer, sa.ForeignKey("fw_user.id")),
-        sa.Column("updated_at", sa.DateTime),
+        sa.Column("updated_at", sa.DateTime(timezone=True)),
         sa.Column("updated_by", sa.Integer),
         sa.Column("version", sa.Integer),
     )
@@ -808,6 +808,41 @@ def cross_check(database, ctx: EvalContext, texts: list[str]) -> list[str]:
 def test_sql_selects_the_rows_python_accepts(database) -> None:
     ctx = EvalContext({"id": 1, "username": "ann", "department": 2}, NOW, PARAMS, department_lookup)
     assert cross_check(database, ctx, CROSS_CHECKED) == []
+
+
+DAY_SENSITIVE = [
+    "created_at <= '2024-01-31'",
+    "created_at == date('2024-02-01')",
+    "year(created_at) == 2024",
+    "month(created_at) == 1",
+    "day(created_at) == 31",
+    "days_between(created_at, needed_by) == 44",
+    "created_at in $period",
+    "created_at < now()",
+]
+
+
+def test_days_of_datetimes_are_utc_days_whatever_the_session_time_zone(database) -> None:
+    engine, tables = database
+    if engine.dialect.name == "postgresql":
+        # 18:00 UTC on 31 January is already 1 February in Shanghai
+        sa.event.listen(engine, "connect", lambda dbapi, _: dbapi.execute("SET TIME ZONE 'Asia/Shanghai'"))
+        engine.dispose()
+    ctx = EvalContext(None, NOW.replace(tzinfo=UTC), PARAMS, department_lookup)
+    assert cross_check(database, ctx, DAY_SENSITIVE) == []
+    # the same moments handed to Python with a time zone give the same days
+    shanghai = timezone(timedelta(hours=8))
+    record = {"created_at": datetime(2024, 2, 1, 2, 0, tzinfo=shanghai), "needed_by": date(2024, 3, 15)}
+    assert [compile_python(parse(t), scope(VARIABLES))(record, ctx) for t in DAY_SENSITIVE] == [
+        True,
+        False,
+        True,
+        True,
+        True,
+        True,
+        True,
+        True,
+    ]
 
 
 def test_sql_agrees_with_python_for_an_anonymous_user_and_missing_params(database) -> None:

@@ -36,7 +36,7 @@ from formwork.expressions.nodes import (
     VariablePath,
 )
 from formwork.expressions.scope import FieldScope
-from formwork.expressions.values import as_daterange, link_id
+from formwork.expressions.values import as_daterange, link_id, utc_wall_time
 
 Record = Mapping[str, Any]
 Lookup = Callable[[str, Any], Mapping[str, Any] | None]
@@ -375,7 +375,7 @@ def _number(value: Any) -> Any:
 
 def _comparable(a: Any, b: Any) -> tuple[Any, Any]:
     """Both sides made comparable: links as ids, ISO text as dates, a datetime next to a date as its day."""
-    a, b = link_id(a), link_id(b)
+    a, b = _utc(link_id(a)), _utc(link_id(b))
     if isinstance(a, date) and isinstance(b, str):
         b = _iso(b)
     elif isinstance(b, date) and isinstance(a, str):
@@ -386,11 +386,15 @@ def _comparable(a: Any, b: Any) -> tuple[Any, Any]:
     return _number(a), _number(b)
 
 
+def _utc(value: Any) -> Any:
+    return utc_wall_time(value) if isinstance(value, datetime) else value
+
+
 def _iso(text: str) -> date | None:
     """A plain day ('2024-01-31') as a date, a timestamp as a datetime, anything else None."""
     for parse in (date.fromisoformat, datetime.fromisoformat):
         try:
-            return parse(text)
+            return _utc(parse(text))
         except ValueError:
             continue
     return None
@@ -426,7 +430,7 @@ def _in_range(item: Any, value: Any) -> bool | None:
     period = as_daterange(value)
     if item is None or period is None:
         return None
-    day = item.date() if isinstance(item, datetime) else item
+    day = _day_of(item) if isinstance(item, date) else item
     if isinstance(day, str):
         day = _iso(day)
     if not isinstance(day, date):
@@ -528,7 +532,8 @@ def _round(value: Any, digits: int | None = None) -> Any:
 
 
 def _day_of(value: date) -> date:
-    return value.date() if isinstance(value, datetime) else value
+    """The (UTC) day of a date or datetime."""
+    return utc_wall_time(value).date() if isinstance(value, datetime) else value
 
 
 def _length(value: Any) -> int:
@@ -543,9 +548,9 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
         "round": _round,
         "lower": str.lower,
         "upper": str.upper,
-        "year": lambda d: d.year,
-        "month": lambda d: d.month,
-        "day": lambda d: d.day,
+        "year": lambda d: _utc(d).year,
+        "month": lambda d: _utc(d).month,
+        "day": lambda d: _utc(d).day,
         "contains": lambda s, part: part in s,
         "startswith": lambda s, prefix: s.startswith(prefix),
         "days_between": lambda a, b: (_day_of(b) - _day_of(a)).days,

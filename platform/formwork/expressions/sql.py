@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,7 @@ from formwork.expressions.nodes import (
 )
 from formwork.expressions.python import EvalContext
 from formwork.expressions.scope import FieldScope, Step
-from formwork.expressions.values import DateRange, as_daterange, link_id
+from formwork.expressions.values import DateRange, as_daterange, as_utc, link_id
 
 if TYPE_CHECKING:  # the metadata package imports this one; only types are needed from it
     from formwork.metadata.model import Entity
@@ -114,6 +114,13 @@ def _value_type(value: Any) -> str:
     return "any"
 
 
+def _wall(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A timestamp with time zone as UTC wall-clock time, before taking its day or year."""
+    if isinstance(value.type, sa.DateTime) and value.type.timezone:
+        return sql_dialect.UtcWallTime(value)
+    return value
+
+
 @dataclass(frozen=True)
 class _Frame:
     """The row a path starts from: the entity's table, or a child row inside an aggregate."""
@@ -146,6 +153,9 @@ class _SqlCompiler:
             return sa.cast(sa.null(), (sql_type or sa.String)())
         if type_name == "date" and isinstance(value, str):
             value = date.fromisoformat(value)
+        if type_name == "datetime":
+            # stored datetimes are timestamps with time zone; a naive one is taken as UTC
+            return sa.literal(as_utc(value), sa.DateTime(timezone=True))
         return sa.literal(value, sql_type() if sql_type else None)
 
     def _Literal(self, node: Literal, frame: _Frame) -> ColumnElement[Any]:
@@ -212,7 +222,7 @@ class _SqlCompiler:
         """``node`` compiled; as its day when it is a datetime and ``other`` a date."""
         value = self.node(node, frame)
         if self.kind(node) == "datetime" and self.kind(other) == "date":
-            return sql_dialect.DayOf(value)
+            return sql_dialect.DayOf(_wall(value))
         return value
 
     def kind(self, node: Node) -> str:
@@ -260,7 +270,7 @@ class _SqlCompiler:
         if not values:
             return sa.false()
         if self.kind(node.item) == "datetime" and any(type(v) is date for v in values):
-            item = sql_dialect.DayOf(item)
+            item = sql_dialect.DayOf(_wall(item))
             values = [v.date() if isinstance(v, datetime) else v for v in values]
         return item.in_([link_id(v) for v in values])
 
@@ -274,9 +284,11 @@ class _SqlCompiler:
         if self.kind(node) == "datetime":
             # compare with timestamps so an index on the column can serve the range
             if period.start is not None:
-                conditions.append(item >= self.bound(datetime.combine(period.start, time.min), "datetime"))
+                conditions.append(
+                    item >= self.bound(datetime.combine(period.start, time.min, UTC), "datetime")
+                )
             if period.end is not None:
-                end = datetime.combine(period.end + timedelta(days=1), time.min)
+                end = datetime.combine(period.end + timedelta(days=1), time.min, UTC)
                 conditions.append(item < self.bound(end, "datetime"))
         else:
             if period.start is not None:
@@ -347,14 +359,14 @@ class _SqlCompiler:
             return self.bound(None if found is None else len(found), "integer")
         args = [self.node(a, frame) for a in node.args]
         if name in ("year", "month", "day"):
-            return sa.cast(sa.extract(name, args[0]), sa.Integer)
+            return sa.cast(sa.extract(name, _wall(args[0])), sa.Integer)
         if name == "contains":
             return sql_dialect.ContainsText(*args)
         if name == "startswith":
             text, prefix = args
             return sa.func.substr(text, 1, sa.func.length(prefix)) == prefix
         if name == "days_between":
-            return sql_dialect.DaysBetween(*args)
+            return sql_dialect.DaysBetween(*(_wall(a) for a in args))
         if name == "len":
             return sa.func.length(args[0])
         if name in ("lower", "upper"):

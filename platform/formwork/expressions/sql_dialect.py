@@ -115,3 +115,24 @@ def _divide(element: Divide, compiler: Any, **kw: Any) -> str:
 def _divide_sqlite(element: Divide, compiler: Any, **kw: Any) -> str:
     left, right = _args(element, compiler, **kw)
     return f"(CAST({left} AS REAL) / NULLIF({right}, 0))"
+
+
+class UtcWallTime(FunctionElement):
+    """A timestamp with time zone as the UTC wall-clock time, so days and years are UTC ones
+    whatever the session's time zone; SQLite stores UTC wall-clock times already."""
+
+    type = sa.DateTime()
+    name = "fw_utc_wall_time"
+    inherit_cache = True
+
+
+@compiles(UtcWallTime)
+def _utc_wall_time(element: UtcWallTime, compiler: Any, **kw: Any) -> str:
+    (value,) = _args(element, compiler, **kw)
+    return f"({value} AT TIME ZONE 'UTC')"
+
+
+@compiles(UtcWallTime, "sqlite")
+def _utc_wall_time_sqlite(element: UtcWallTime, compiler: Any, **kw: Any) -> str:
+    (value,) = _args(element, compiler, **kw)
+    return value

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 
@@ -35,7 +35,7 @@ def _day(value: Any) -> date | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        return value.date()
+        return utc_wall_time(value).date()
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value)[:10])
@@ -46,3 +46,15 @@ def link_id(value: Any) -> Any:
     if isinstance(value, Mapping):
         return value.get("id")
     return value
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` with a time zone; a naive datetime is taken as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def utc_wall_time(moment: datetime) -> datetime:
+    """``moment`` as a naive UTC datetime: the form in which datetimes compare and give days."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
