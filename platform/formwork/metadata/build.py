@@ -38,6 +38,7 @@ from formwork.metadata.model import (
     Role,
     Transition,
     Workflow,
+    label_text,
 )
 
 RULE_KINDS = ("role", "user", "field", "manager_of", "manager_chain", "department_head", "plugin")
@@ -104,7 +105,7 @@ class Builder:
             to=spec.get("to"),
             entity=spec.get("entity"),
             check=spec.get("check"),
-            message=_text_of(self.label(spec.get("message"))) if spec.get("message") else None,
+            message=label_text(self.label(spec.get("message")), self.locale) if spec.get("message") else None,
             compute=spec.get("compute"),
             compute_hook=spec.get("compute_hook"),
             validators=tuple(spec.get("validators") or ()),
@@ -194,7 +195,7 @@ class Builder:
         return Form(
             name=data["name"],
             entity=data.get("entity", data["name"]),
-            label=self.label(data.get("label"), entity.name if entity else data["name"]) if data.get("label") or entity is None else dict(entity.label),
+            label=self.label(data["label"]) if "label" in data else dict(entity.label) if entity else self.label(None, data["name"]),
             layout=sections,
             list=ListView(
                 columns=columns,
@@ -393,7 +394,3 @@ def _no_approver(value: Any) -> str | None:
     if isinstance(value, dict):
         return f"user:{value.get('user')}"
     return value
-
-
-def _text_of(label: dict[str, str]) -> str:
-    return next(iter(label.values()), "")
