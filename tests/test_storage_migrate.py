@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
 
@@ -90,6 +91,22 @@ def test_an_up_to_date_database_plans_nothing_and_migrating_again_changes_nothin
     assert migrate(engine, app).is_empty
     assert snapshot(engine) == before
     assert plan_migration(engine, app).format() == ["Database is up to date: nothing to do."]
+    # Same tables under another metadata hash: the full comparison runs and finds nothing either.
+    relabelled = dataclasses.replace(app, metadata_hash="another-hash", version="2")
+    assert plan_migration(engine, relabelled).is_empty
+    assert migrate(engine, relabelled).is_empty
+    assert read_state(engine).metadata_hash == "another-hash"
+
+
+def test_a_change_made_behind_formworks_back_is_found_despite_the_same_metadata(engine):
+    app = make_app(with_fields(PRODUCT, field("stock", "integer", index=True)))
+    migrate(engine, app)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX ix_product_stock"))
+    plan = plan_migration(engine, app)
+    assert [(op.kind, op.name) for op in plan.operations] == [("create_index", "ix_product_stock")]
+    migrate(engine, app)
+    assert plan_migration(engine, app).is_empty
 
 
 def test_defaults_and_system_columns_fill_themselves(engine):

@@ -22,10 +22,12 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+import formwork
 from formwork.metadata.model import App
 from formwork.storage.conversion import classify, shape_of
+from formwork.storage.fingerprint import schema_fingerprint
 from formwork.storage.plan import DESTRUCTIVE, NEEDS_DATA, SAFE, Operation, Plan
-from formwork.storage.state import read_state
+from formwork.storage.state import MetadataState, read_state
 from formwork.storage.tables import MAX_NAME, Schema, _SchemaBuilder, build_schema
 
 SAMPLE_SIZE = 5
@@ -94,18 +96,34 @@ def compute_plan(
     conn: sa.Connection, app: App, allow_destructive: bool, now: dt.datetime | None = None
 ) -> Plan:
     """``plan_migration`` on an open connection (migrate plans inside its own transaction)."""
-    return _Planner(conn, app, allow_destructive, now or dt.datetime.now(dt.UTC)).plan()
+    state = read_state(conn)
+    if _unchanged_since(conn, app, state):
+        return Plan(dialect=conn.dialect.name, allow_destructive=allow_destructive, metadata_hash=app.metadata_hash)
+    return _Planner(conn, app, allow_destructive, now or dt.datetime.now(dt.UTC), state).plan()
+
+
+def _unchanged_since(conn: sa.Connection, app: App, state: MetadataState | None) -> bool:
+    """True when the last migrate applied this very metadata and nobody touched its tables since."""
+    return (
+        state is not None
+        and bool(app.metadata_hash)
+        and state.metadata_hash == app.metadata_hash
+        and state.formwork_version == formwork.__version__
+        and state.schema_fingerprint is not None
+        and state.schema_fingerprint == schema_fingerprint(conn, state.tables)
+    )
 
 
 class _Planner:
-    def __init__(self, conn: sa.Connection, app: App, allow_destructive: bool, now: dt.datetime) -> None:
+    def __init__(
+        self, conn: sa.Connection, app: App, allow_destructive: bool, now: dt.datetime, state: MetadataState | None
+    ) -> None:
         self.conn = conn
         self.app = app
         self.allow_destructive = allow_destructive
         self.stamp = now.strftime("%Y%m%d%H%M%S")
         self.inspector = sa.inspect(conn)
         self.existing = set(self.inspector.get_table_names())
-        state = read_state(conn)
         self.managed = set(state.tables) if state else set()
         self.target = build_schema(app)
         self.names = _Names()

@@ -10,6 +10,7 @@ A connection may ask for ``BEGIN IMMEDIATE`` (take the write lock at once) with 
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,7 +48,7 @@ def _configure_sqlite(engine: sa.Engine, in_memory: bool) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if not in_memory:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _use_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
@@ -55,3 +56,18 @@ def _configure_sqlite(engine: sa.Engine, in_memory: bool) -> None:
     def on_begin(connection: sa.Connection) -> None:
         immediate = connection.get_execution_options().get(BEGIN_IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the database file to WAL (a lasting property of the file, set once).
+
+    Two processes opening a fresh file can race here; SQLite may then answer "database is
+    locked" without waiting. The loser only needs the winner's result, so it checks again.
+    """
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+        return
+    try:
+        cursor.execute("PRAGMA journal_mode = WAL")
+    except sqlite3.OperationalError:
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            raise

@@ -25,6 +25,7 @@ from formwork.storage import lock
 from formwork.storage.conversion import shape_of, using_clause
 from formwork.storage.diff import compute_plan
 from formwork.storage.engine import BEGIN_IMMEDIATE
+from formwork.storage.fingerprint import schema_fingerprint
 from formwork.storage.plan import MigrationFailed, MigrationRefused, Operation, Plan
 from formwork.storage.state import read_state, write_state
 from formwork.storage.tables import Schema, build_schema
@@ -98,7 +99,8 @@ def _migrate_locked(conn: sa.Connection, app: App, allow_destructive: bool, git_
             _Applier(conn, target, plan).apply()
         state = read_state(conn)
         if not plan.is_empty or state is None or state.metadata_hash != app.metadata_hash:
-            write_state(conn, app.metadata_hash, app.version, git_commit, list(target.table_names))
+            tables = list(target.table_names)
+            write_state(conn, app.metadata_hash, app.version, git_commit, tables, schema_fingerprint(conn, tables))
     return plan
 
 

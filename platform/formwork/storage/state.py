@@ -27,6 +27,7 @@ class MetadataState:
     applied_at: dt.datetime
     formwork_version: str | None
     tables: tuple[str, ...]
+    schema_fingerprint: str | None = None  # see fingerprint.py
 
 
 def read_state(engine_or_connection: sa.Engine | sa.Connection) -> MetadataState | None:
@@ -48,11 +49,17 @@ def read_state(engine_or_connection: sa.Engine | sa.Connection) -> MetadataState
         applied_at=row["applied_at"],
         formwork_version=row["formwork_version"],
         tables=tuple(row["managed_tables"] or ()),
+        schema_fingerprint=row["schema_fingerprint"],
     )
 
 
 def write_state(
-    conn: sa.Connection, metadata_hash: str, app_version: str, git_commit: str | None, tables: list[str]
+    conn: sa.Connection,
+    metadata_hash: str,
+    app_version: str,
+    git_commit: str | None,
+    tables: list[str],
+    schema_fingerprint: str | None,
 ) -> None:
     """Append a state row (inside the caller's migration transaction)."""
     conn.execute(
@@ -63,6 +70,7 @@ def write_state(
             applied_at=dt.datetime.now(dt.UTC),
             formwork_version=formwork.__version__,
             managed_tables=sorted(tables),
+            schema_fingerprint=schema_fingerprint,
         )
     )
 
@@ -78,4 +86,5 @@ def _state_table() -> sa.TableClause:
         sa.column("applied_at", sa.DateTime(timezone=True)),
         sa.column("formwork_version", sa.String),
         sa.column("managed_tables", sa.JSON),
+        sa.column("schema_fingerprint", sa.String),
     )
