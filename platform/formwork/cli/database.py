@@ -97,3 +97,29 @@ def migrate_command(project_dir: Path | None, allow_destructive: bool, output_fo
     app = compiled(project, output_format)
     engine = open_engine(project, output_format)
     apply_migration(project, app, engine, allow_destructive, output_format)
+
+
+@click.command("seed")
+@project_option
+@click.option("--demo", is_flag=True, required=True, help="Load the deployment's demo data (the files under its demo: folders).")
+def seed_command(project_dir: Path | None, demo: bool) -> None:
+    """Fill the database with the deployment's demo data; entities that already have rows are skipped."""
+    from formwork.seeding import seed_demo
+    from formwork.web.app import build_runtime
+
+    project = resolve_project(project_dir)
+    app = compiled(project)
+    engine = open_engine(project)
+    apply_migration(project, app, engine, allow_destructive=False)
+    runtime = build_runtime(project, app, engine)
+    try:
+        report = seed_demo(project, runtime.records)
+    except ProblemsFound as found:
+        fail(found.problems)
+    for item in report.files:
+        if item.skipped:
+            click.echo(f"{item.file}: skipped ({item.skipped})")
+        else:
+            click.echo(f"{item.file}: {item.created} created" + (f", {item.updated} updated" if item.updated else ""))
+    total = sum(item.created for item in report.files)
+    click.echo(f"Demo data: {total} record(s) created.")
