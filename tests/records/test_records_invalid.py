@@ -149,3 +149,12 @@ def test_create_many_reports_errors_of_every_row_and_writes_none(world):
         world.service.create_many("purchase_request", rows, world.actor, "import")
     assert [(e.row, e.field, e.code) for e in caught.value.errors] == [(1, "title", "required"), (2, "amount", "type")]
     assert world.snapshot() == before
+
+
+def test_duplicates_within_one_batch_are_refused(world):
+    rows = [{"title": "one", "code": "C1"}, {"title": "two", "code": "C1"}]
+    before = world.snapshot()
+    with pytest.raises(RecordInvalid) as caught:
+        world.service.create_many("purchase_request", rows, world.actor, "import")
+    assert [(e.row, e.field, e.code) for e in caught.value.errors] == [(1, "code", "unique")]
+    assert world.snapshot() == before

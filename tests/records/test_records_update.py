@@ -176,3 +176,10 @@ def test_crashing_before_save_hook_on_update_rolls_back(world, request_record):
     with pytest.raises(PluginFailure):
         world.service.update("purchase_request", request_record["id"], {"title": "x"}, world.actor, "api", 1)
     assert world.snapshot() == before
+
+
+def test_a_version_sent_as_form_text_is_understood(world, request_record):
+    updated = world.service.update("purchase_request", request_record["id"], {"title": "From a form"}, world.actor, "screen", "1")
+    assert updated["version"] == 2
+    with pytest.raises(StaleVersion):
+        world.service.update("purchase_request", request_record["id"], {"title": "Again"}, world.actor, "screen", "1")

@@ -28,6 +28,10 @@ SYSTEM_COLUMN_TYPES = {
 }
 
 
+# Field types a search looks into.
+TEXT_TYPES = ("string", "text", "email", "choice")
+
+
 def _column_field(entity: Entity, name: str) -> Field | None:
     if name in entity.fields and entity.fields[name].is_stored:
         return entity.fields[name]
@@ -64,7 +68,8 @@ def _conditions(app: App, entity: Entity, table: sa.Table, query: RecordQuery, l
     if query.search:
         fields = query.search_fields or _default_search(app, entity)
         term = query.search.strip().lower()
-        matches = [sa.func.lower(table.c[f]).contains(term, autoescape=True) for f in fields if f in table.c]
+        searchable = [f for f in fields if (fld := _column_field(entity, f)) is not None and fld.type in TEXT_TYPES]
+        matches = [sa.func.lower(table.c[f]).contains(term, autoescape=True) for f in searchable]
         conditions.append(sa.or_(*matches) if matches else sa.false())
     if limit is not None:
         conditions.append(limit)

@@ -20,7 +20,7 @@ from formwork.records.coerce import to_utc
 def record_columns(entity: Entity) -> list[str]:
     """The columns a record dict of ``entity`` shows (never internal ones like password hashes)."""
     names = list(SYSTEM_FIELDS)
-    if entity.has_status:
+    if entity.has_status and STATUS_FIELD not in entity.fields:
         names.append(STATUS_FIELD)
     if entity.is_child:
         names.extend(CHILD_FIELDS)

@@ -23,7 +23,7 @@ from formwork.metadata.model import STATUS_FIELD, App, Approval, Entity, Field
 from formwork.plugins import HookRegistry
 from formwork.records import journal, persist
 from formwork.records.actor import Actor
-from formwork.records.coerce import WrongType, coerce_value, is_empty, to_utc
+from formwork.records.coerce import WrongType, coerce_id, coerce_value, is_empty, to_utc
 from formwork.records.errors import RECORD, FieldError, RecordInvalid, RecordNotFound, StaleVersion
 from formwork.records.formulas import Formulas
 from formwork.records.hooks import HookContext, call_hook
@@ -215,6 +215,7 @@ class RecordService:
         if old is None or not self._visible(conn, ent, record_id, actor):
             raise RecordNotFound(ent.name, record_id)
         self.policy.authorize("update", ent.name, actor, channel, old)
+        version = _read_version(version)
         if version is None and channel in USER_CHANNELS:
             raise RecordInvalid([FieldError("version", "version_required", "is required: send the version you loaded, so nobody's changes are overwritten")])
         if version is not None and version != old["version"]:
@@ -254,6 +255,7 @@ class RecordService:
         if old is None or not self._visible(conn, ent, record_id, actor):
             raise RecordNotFound(ent.name, record_id)
         self.policy.authorize("delete", ent.name, actor, channel, old)
+        version = _read_version(version)
         if version is not None and version != old["version"]:
             raise StaleVersion(ent.name, record_id, old["version"])
         ctx = HookContext(actor, self.app, channel, old, self, ent.name)
@@ -417,6 +419,14 @@ class RecordService:
         journal.write_audit(conn, self._audit, entity=ent.name, record_id=record_id, action=action, channel=channel, actor=actor, at=now, changes=changes)
         payload = {"record": new if new is not None else old, "changes": changes, "channel": channel, "user_id": actor.user_id}
         journal.write_event(conn, self._events, entity=ent.name, record_id=record_id, action=event, at=now, payload=payload)
+
+
+def _read_version(version: Any) -> int | None:
+    """The version a caller sent, which forms send as text."""
+    try:
+        return None if version is None or version == "" else coerce_id(version)
+    except WrongType:
+        raise RecordInvalid([FieldError("version", "type", "must be a whole number")]) from None
 
 
 def _fit(fld: Field, value: Any) -> Any:
