@@ -109,6 +109,9 @@ def test_status_is_written_only_by_the_workflow(world, request_record):
     with pytest.raises(RecordInvalid) as caught:
         world.service.update("purchase_request", request_record["id"], {"status": "approved"}, world.actor, "api", 1)
     assert caught.value.errors == [FieldError("status", "status_field", "is changed only by the workflow's actions")]
+    with pytest.raises(RecordInvalid) as caught:
+        world.service.update("purchase_request", request_record["id"], {"status": "lost"}, world.actor, "workflow", None)
+    assert caught.value.errors == [FieldError("status", "choice", "must be one of: new, approved")]
     approved = world.service.update("purchase_request", request_record["id"], {"status": "approved"}, world.actor, "workflow", None)
     assert approved["status"] == "approved"
     assert world.rows("fw_audit")[-1]["changes"] == {"status": {"old": "new", "new": "approved"}}

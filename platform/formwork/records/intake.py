@@ -12,7 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from formwork.metadata.model import CHILD_FIELDS, STATUS_FIELD, SYSTEM_FIELDS, App, Entity
+from formwork.metadata.model import (
+    APPROVAL_STATUSES,
+    CHILD_FIELDS,
+    STATUS_FIELD,
+    SYSTEM_FIELDS,
+    App,
+    Entity,
+    Workflow,
+)
 from formwork.problems import did_you_mean
 from formwork.records.coerce import WrongType, coerce_id, coerce_value
 from formwork.records.errors import FieldError
@@ -42,6 +50,14 @@ class Intake:
 def is_computed(entity: Entity, name: str) -> bool:
     fld = entity.fields.get(name)
     return fld is not None and (fld.compute is not None or fld.compute_hook is not None)
+
+
+def statuses(app: App, entity: Entity) -> tuple[str, ...]:
+    """The states a record of ``entity`` may be in: its workflow's, or an approval's."""
+    flow = app.flow_for(entity.name)
+    if isinstance(flow, Workflow):
+        return flow.states
+    return APPROVAL_STATUSES
 
 
 def _key_problem(entity: Entity, key: str, channel: str, in_row: bool) -> tuple[str, str] | None:
@@ -83,6 +99,11 @@ def read_values(
         if problem is not None:
             intake.refuse(path, *problem)
             continue
+        if key == STATUS_FIELD and key not in entity.fields:
+            states = statuses(app, entity)
+            if raw not in states:
+                intake.refuse(path, "choice", "must be one of: " + ", ".join(states))
+                continue
         if key in (ROW_ID, STATUS_FIELD) and key not in entity.fields:
             intake.values[key] = raw
             continue

@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from formwork.metadata.model import STATUS_FIELD, App, Approval, Entity, Field
+from formwork.metadata.model import APPROVAL_STATUSES, STATUS_FIELD, App, Approval, Entity, Field
 from formwork.plugins import HookRegistry
 from formwork.records import journal, persist
 from formwork.records.actor import Actor
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 CHANNELS = ("api", "screen", "import", "workflow", "plugin", "seed", "cli")
 # The initial status of a record under an approval (a workflow names its own).
-APPROVAL_INITIAL = "draft"
+APPROVAL_INITIAL = APPROVAL_STATUSES[0]
 
 
 class RecordService:
