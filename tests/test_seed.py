@@ -11,6 +11,7 @@ from werkzeug.security import check_password_hash
 
 from formwork.metadata import compile_project
 from formwork.metadata.project import Project, load_project
+from formwork.plugins import load_plugins
 from formwork.problems import ProblemsFound
 from formwork.records import Actor, RecordQuery, RecordService
 from formwork.seeding import SeedReport, seed_demo
@@ -99,7 +100,8 @@ class Deployment:
         self.engine = make_engine(db_url)
         migrate(self.engine, self.app, allow_destructive=False)
         self.schema = build_schema(self.app)
-        self.records = RecordService(self.app, self.schema, self.engine)
+        hooks = load_plugins(self.project.plugin_dirs, self.project.display)
+        self.records = RecordService(self.app, self.schema, self.engine, hooks)
 
     def seed(self) -> SeedReport:
         return seed_demo(self.project, self.records)

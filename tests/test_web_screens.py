@@ -170,6 +170,16 @@ def test_create_with_a_bad_value_shows_the_error_and_writes_nothing(served: Serv
     assert served.items() == []
 
 
+def test_required_fields_are_judged_by_the_record_service(served: Served) -> None:
+    client = served.app.test_client()
+    form = client.get("/admin/item/new/").get_data(as_text=True)
+    assert 'id="name" maxlength="80" name="name" required' in form, "the browser is told too"
+    response = client.post("/admin/item/new/", data={"csrf_token": csrf_token(form), "name": " ", "quantity": "", "kind": ""})
+    page = response.get_data(as_text=True)
+    assert field_errors(page) == ["is required", "is required"]
+    assert served.items() == []
+
+
 def test_create_without_csrf_token_is_refused(served: Served) -> None:
     client = served.app.test_client()
     client.get("/admin/item/new/")

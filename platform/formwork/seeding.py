@@ -30,7 +30,15 @@ from formwork.metadata.loader import Located, LocatedList, load_file
 from formwork.metadata.model import APPROVAL_STATUSES, STATUS_FIELD, App, Entity, Workflow
 from formwork.metadata.project import Project
 from formwork.problems import Place, Problem, ProblemsFound, did_you_mean
-from formwork.records import Actor, RecordInvalid, RecordQuery, RecordService
+from formwork.records import (
+    RECORD,
+    Actor,
+    FieldError,
+    PluginFailure,
+    RecordInvalid,
+    RecordQuery,
+    RecordService,
+)
 from formwork.storage import Schema
 
 CHANNEL = "seed"
@@ -180,11 +188,12 @@ def seed_demo(project: Project, records: RecordService) -> SeedReport:
     _check_links(app, files, skipped, titles)
     results: list[SeededFile] = []
     pending: list[_PendingLink] = []
+    hashes = _PasswordHashes()
     for demo in files:
         if demo.entity.name in skipped:
             results.append(SeededFile(demo.display, demo.entity.name, skipped=f"{demo.entity.name} already has records"))
             continue
-        created, updated = _write_file(demo, app, schema, records, titles, pending)
+        created, updated = _write_file(demo, app, schema, records, titles, hashes, pending)
         results.append(SeededFile(demo.display, demo.entity.name, created=created, updated=updated))
     _set_pending(pending, records, titles)
     return SeedReport(tuple(results), len(pending))
@@ -367,7 +376,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _write_file(demo: _DemoFile, app: App, schema: Schema, records: RecordService, titles: _Titles, pending: list[_PendingLink]) -> tuple[int, int]:
+def _write_file(
+    demo: _DemoFile,
+    app: App,
+    schema: Schema,
+    records: RecordService,
+    titles: _Titles,
+    hashes: _PasswordHashes,
+    pending: list[_PendingLink],
+) -> tuple[int, int]:
     """Write the file's records in one transaction; return (created, updated).
 
     A record whose title names a record this seeding already wrote updates that record,
@@ -377,7 +394,6 @@ def _write_file(demo: _DemoFile, app: App, schema: Schema, records: RecordServic
     key = title_key(entity)
     created = updated = 0
     file_pending: list[_PendingLink] = []
-    file_titles: list[dict[str, Any]] = []
     with records.transaction() as conn:
         for index, record in enumerate(demo.records):
             values, later = _resolve(app, entity, record, titles)
@@ -396,23 +412,40 @@ def _write_file(demo: _DemoFile, app: App, schema: Schema, records: RecordServic
                     saved = records.update(entity.name, saved["id"], {STATUS_FIELD: status}, actor, STATUS_CHANNEL, version=saved["version"])
             except RecordInvalid as invalid:
                 raise ProblemsFound([_refusal(demo, index, record, error) for error in invalid.errors]) from None
-            file_titles.append(saved)
+            except PluginFailure as failure:
+                raise ProblemsFound([_refusal(demo, index, record, FieldError(RECORD, "plugin", str(failure)))]) from None
             titles.add(entity.name, saved)
             for name, title in later.items():
                 target = entity.fields[name].to or ""
                 file_pending.append(_PendingLink(entity.name, saved["id"], name, target, title, record.value_place(name)))
             if entity.builtin and entity.name == "user":
-                _write_credentials(conn, schema, saved["id"], record)
+                _write_credentials(conn, schema, saved["id"], record, hashes)
     pending.extend(file_pending)
     return created, updated
 
 
-def _write_credentials(conn: sa.Connection, schema: Schema, user_id: int, record: Located) -> None:
+class _PasswordHashes:
+    """Scrypt hashes of the demo passwords, one per distinct password.
+
+    Scrypt is slow on purpose (a third of a second here); demo files give most users the
+    same published password, so hashing it once keeps seeding quick. Equal hashes only
+    tell what the demo's documentation already says."""
+
+    def __init__(self) -> None:
+        self.hashes: dict[str, str] = {}
+
+    def of(self, password: str) -> str:
+        if password not in self.hashes:
+            self.hashes[password] = generate_password_hash(password, method="scrypt")
+        return self.hashes[password]
+
+
+def _write_credentials(conn: sa.Connection, schema: Schema, user_id: int, record: Located, hashes: _PasswordHashes) -> None:
     """The user's password hash and role memberships, in the seeding transaction."""
     users = schema.table("user")
     password = record.get("password")
     if password:
-        hashed = generate_password_hash(password, method="scrypt")
+        hashed = hashes.of(password)
         conn.execute(sa.update(users).where(users.c.id == user_id).values(password_hash=hashed))
     roles = schema.metadata.tables[ROLE_TABLE]
     held = set(conn.execute(sa.select(roles.c.role).where(roles.c.user_id == user_id)).scalars())
@@ -421,7 +454,7 @@ def _write_credentials(conn: sa.Connection, schema: Schema, user_id: int, record
             conn.execute(sa.insert(roles).values(user_id=user_id, role=role))
 
 
-def _refusal(demo: _DemoFile, index: int, record: Located, error: Any) -> Problem:
+def _refusal(demo: _DemoFile, index: int, record: Located, error: FieldError) -> Problem:
     name = error.field.split(".")[0].split("[")[0]
     place = record.value_place(name) if name and name in record else record.place
     path = f"records[{index}]" + (f".{error.field}" if error.field else "")

@@ -118,10 +118,10 @@ class OptionalText:
         return str(value)
 
 
-class MarkRequired:
-    """Marks a field required (asterisk and the browser's check) without judging it here."""
-
-    field_flags = {"required": True}
+class MarkRequired(validators.InputRequired):
+    """Marks a field required without judging it here: Flask-Admin's asterisk looks for an
+    InputRequired validator and the browser checks the ``required`` flag, while the record
+    service stays the one place that refuses an empty required field."""
 
     def __call__(self, form: Any, field: Any) -> None:
         return None
