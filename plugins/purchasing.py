@@ -4,12 +4,14 @@ How Formwork calls a hook (the same for every module in this folder):
 
 - Entity hooks (``hooks:`` of an entity: before_validate, before_save, after_save,
   before_delete, after_delete) and workflow transition hooks are called as
-  ``fn(record: dict, ctx)``. ``record`` holds the record's field values by name
-  (a table field holds a list of row dicts). ``ctx`` has ``.user`` (the acting
-  user's record dict), ``.app`` (the running application), ``.channel`` (where the
-  write came from: "api", "screen", "import", "workflow", ...) and ``.old`` (the
-  record as stored before this write, or None when it is created). Hooks that run
-  before the write may change ``record`` in place; the changes are saved.
+  ``fn(record: dict, ctx)``. ``record`` holds the record's field values by name (a
+  table field holds a list of row dicts; a link holds the target's id). ``ctx`` has
+  ``.user`` (the acting ``Actor``: user_id, username, roles, department_id), ``.app``
+  (the compiled ``App``), ``.channel`` (where the write came from: "api", "screen",
+  "import", "workflow", "plugin", "seed", "cli"), ``.old`` (the record as stored before
+  this write, or None when it is created) and ``.service`` (the ``RecordService``:
+  records written through it join the same transaction). Hooks that run before the
+  write may change ``record`` in place; the changes are saved.
 - Compute hooks (``compute_hook:`` of a field) are called the same way and return
   the field's value.
 - Validators (``validators:`` of a field) are called the same way and return None
@@ -133,13 +135,19 @@ def order_text(record: dict, ctx: Any) -> dict:
     lines = record.get("lines") or []
     if not lines:
         raise PluginError("The order has no lines yet / 订单没有明细", field="lines")
-    rows = [f"Purchase order {record.get('code') or ''} ({record.get('order_date') or ''})"]
+    vendor = ctx.service.get("vendor", record["vendor"], ctx.user) if record.get("vendor") else {}
+    rows = [
+        f"{vendor.get('name') or ''}:",
+        f"Purchase order {record.get('code') or ''} ({record.get('order_date') or ''})",
+    ]
     for number, line in enumerate(lines, start=1):
+        product = ctx.service.get("product", line["product"], ctx.user)
         quantity = _decimal(line.get("quantity"))
         price = _decimal(line.get("unit_price"))
-        rows.append(f"{number}. product {line.get('product')}: {quantity:,.2f} x {price:,.2f}")
+        rows.append(
+            f"{number}. {product['sku']} {product['name']}: {quantity:,.2f} {product['unit']} x {price:,.2f}"
+        )
     rows.append(f"Total incl. VAT: {_decimal(record.get('total')):,.2f} CNY")
     if record.get("expected_on"):
         rows.append(f"Please deliver by {record['expected_on']}.")
-    text = "\n".join(rows)
-    return {"message": f"Order text ready ({len(lines)} lines)", "text": text}
+    return {"message": f"Order text ready ({len(lines)} lines)", "text": "\n".join(rows)}

@@ -9,18 +9,24 @@ names, and demo data that fits the metadata.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from formwork.metadata import validate_project
 from formwork.metadata.loader import load_file
 from formwork.metadata.model import App
 from formwork.metadata.project import Project, load_project
 from formwork.plugins import HookRegistry, PluginError, load_plugins
+from formwork.records import Actor, HookContext, RecordInvalid, RecordQuery, RecordService
+from formwork.seeding import seed_demo
+from formwork.storage import build_schema, make_engine, migrate
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,8 +76,8 @@ def hooks(project: Project) -> HookRegistry:
 
 
 def ctx(old: dict | None = None) -> SimpleNamespace:
-    """The context a hook receives (see plugins/purchasing.py)."""
-    return SimpleNamespace(user={"id": 1, "username": "admin"}, app=None, channel="api", old=old)
+    """The parts of a hook's context these hooks read (see plugins/purchasing.py)."""
+    return SimpleNamespace(user=Actor.system(), app=None, channel="api", old=old)
 
 
 def run_hook(hooks: HookRegistry, name: str, record: dict, old: dict | None = None) -> Any:
@@ -83,13 +89,8 @@ def run_hook(hooks: HookRegistry, name: str, record: dict, old: dict | None = No
 # --- metadata -----------------------------------------------------------------
 
 
-def test_the_example_validates_without_problems(project: Project) -> None:
-    compiled, problems = validate_project(project)
-    assert [p.format() for p in problems] == []
-    assert compiled is not None and compiled.name == "trading_demo"
-
-
-def test_the_validation_of_a_copy_is_self_contained(example_project: Path) -> None:
+def test_the_example_validates_without_problems(example_project: Path) -> None:
+    # a copy in a fresh folder: the deployment refers to nothing outside itself
     compiled, problems = validate_project(load_project(example_project))
     assert [p.format() for p in problems] == []
     assert compiled is not None and set(MAIN_ENTITIES) <= set(compiled.entities)
@@ -311,40 +312,6 @@ def test_leave_days_counts_working_days(hooks: HookRegistry) -> None:
     assert run_hook(hooks, "oa.leave_days", {"start_date": "2026-11-24", "end_date": "2026-11-20"}) is None
 
 
-def test_ship_order_needs_lines_address_and_waybill(hooks: HookRegistry) -> None:
-    order = {
-        "lines": [{"product": 1, "quantity": 2}],
-        "shipping_address": "南京市秦淮区中山南路88号",
-        "tracking_no": "",
-    }
-    with pytest.raises(PluginError) as refused:
-        run_hook(hooks, "inventory.ship_order", order)
-    assert refused.value.field == "tracking_no" and "shipped_on" not in order
-    with pytest.raises(PluginError) as empty:
-        run_hook(hooks, "inventory.ship_order", {**order, "lines": []})
-    assert empty.value.field == "lines"
-    order["tracking_no"] = "SF1402837461"
-    run_hook(hooks, "inventory.ship_order", order)
-    assert order["shipped_on"] == dt.date.today()
-
-
-def test_order_text_action_returns_a_message(hooks: HookRegistry) -> None:
-    result = run_hook(
-        hooks,
-        "purchasing.order_text",
-        {
-            "code": "PO-2026-00004",
-            "order_date": "2026-07-15",
-            "total": "179999.51",
-            "lines": [{"product": 4, "quantity": 120, "unit_price": "1327.43"}],
-        },
-    )
-    assert result["message"] == "Order text ready (1 lines)"
-    assert "PO-2026-00004" in result["text"] and "179,999.51" in result["text"]
-    with pytest.raises(PluginError):
-        run_hook(hooks, "purchasing.order_text", {"code": "PO-2026-00005", "lines": []})
-
-
 # --- demo data -------------------------------------------------------------------
 
 
@@ -469,3 +436,280 @@ def test_demo_products_include_some_to_reorder(demo: list[tuple[str, str, list[d
         if p.get("active", True) and Decimal(str(p["on_hand"])) < Decimal(str(p["reorder_level"]))
     ]
     assert 2 <= len(low) < len(products)
+
+
+# --- through the write path, on SQLite and PostgreSQL ------------------------------
+
+SYSTEM = Actor.system()
+
+
+@dataclass
+class Company:
+    """The example deployment migrated into an empty database, with its plugins."""
+
+    app: App
+    records: RecordService
+    engine: sa.Engine
+
+    def create(self, entity: str, values: dict, channel: str = "api") -> dict:
+        return self.records.create(entity, values, SYSTEM, channel)
+
+    def get(self, entity: str, record_id: int) -> dict:
+        return self.records.get(entity, record_id, SYSTEM)
+
+    def count(self, entity: str) -> int:
+        return self.records.count(entity, SYSTEM, RecordQuery())
+
+    def context(self, old: dict | None = None) -> HookContext:
+        return HookContext(user=SYSTEM, app=self.app, channel="workflow", old=old, service=self.records)
+
+    def staff(self) -> tuple[dict, dict]:
+        """A department and a user in it, for the records that name their owner."""
+        department = self.create("department", {"name": "财务部", "code": "FIN"}, "seed")
+        user = self.create(
+            "user", {"username": "chen.jing", "full_name": "陈静", "department": department["id"]}, "seed"
+        )
+        return department, user
+
+
+@pytest.fixture
+def company(db_url: str, app: App, hooks: HookRegistry) -> Iterator[Company]:
+    engine = make_engine(db_url)
+    migrate(engine, app, allow_destructive=False)
+    yield Company(app, RecordService(app, build_schema(app), engine, hooks=hooks), engine)
+    engine.dispose()
+
+
+def errors_of(refused: pytest.ExceptionInfo[RecordInvalid]) -> dict[str, str]:
+    return {error.field: error.message for error in refused.value.errors}
+
+
+def test_purchase_requests_keep_to_budget_and_date_their_approval(company: Company) -> None:
+    department, user = company.staff()
+    request = {
+        "title": "会议室投影仪",
+        "requester": user["id"],
+        "department": department["id"],
+        "category": "office",
+        "justification": "旧投影仪损坏",
+        "lines": [{"description": "投影仪", "quantity": 2, "unit_price": "12000"}],
+    }
+    with pytest.raises(RecordInvalid) as refused:
+        company.create("purchase_request", request)
+    assert "20,000 CNY" in errors_of(refused)["total"]
+    assert company.count("purchase_request") == 0
+
+    saved = company.create(
+        "purchase_request",
+        {**request, "lines": [{"description": "投影仪", "quantity": 2, "unit_price": "9000"}]},
+    )
+    assert saved["code"] == f"PR-{dt.date.today().year}-00001", "the refused save took no number"
+    assert saved["total"] == Decimal("18000") and saved["lines"][0]["amount"] == Decimal("18000")
+    assert saved["status"] == "draft" and saved["decided_on"] is None and saved["approval_days"] is None
+
+    with pytest.raises(RecordInvalid) as unjustified:
+        company.create(
+            "purchase_request",
+            {
+                **request,
+                "justification": None,
+                "lines": [{"description": "投影仪", "quantity": 1, "unit_price": "10001"}],
+            },
+        )
+    assert "justification" in errors_of(unjustified)
+    assert company.count("purchase_request") == 1
+
+    toner = company.create(
+        "purchase_request",
+        {
+            "title": "硒鼓",
+            "requester": user["id"],
+            "department": department["id"],
+            "requested_on": "2026-01-05",
+            "lines": [{"description": "硒鼓", "quantity": 2, "unit_price": "420"}],
+        },
+    )
+    approved = company.records.update(
+        "purchase_request", toner["id"], {"status": "approved"}, SYSTEM, "workflow", version=toner["version"]
+    )
+    assert approved["decided_on"] == dt.date.today()
+    assert approved["approval_days"] == (dt.date.today() - dt.date(2026, 1, 5)).days
+
+
+def test_stock_on_hand_follows_the_stock_movements(company: Company) -> None:
+    product = company.create(
+        "product", {"sku": "OF-TONER-88A", "name": "硒鼓 HP 88A", "category": "office", "price": "420"}
+    )
+    assert product["on_hand"] == Decimal("0")
+    received = company.create(
+        "stock_movement",
+        {
+            "product": product["id"],
+            "direction": "in",
+            "quantity": 10,
+            "reason": "purchase",
+            "reference": "LX-01",
+        },
+    )
+    issued = company.create(
+        "stock_movement",
+        {"product": product["id"], "direction": "out", "quantity": 4, "reason": "sale", "reference": "SF1"},
+    )
+    assert issued["signed_quantity"] == Decimal("-4")
+    assert company.get("product", product["id"])["on_hand"] == Decimal("6")
+
+    with pytest.raises(RecordInvalid) as short:
+        company.create(
+            "stock_movement",
+            {
+                "product": product["id"],
+                "direction": "out",
+                "quantity": 7,
+                "reason": "sale",
+                "reference": "SF2",
+            },
+        )
+    assert "Only 6.00 of OF-TONER-88A on hand" in errors_of(short)["quantity"]
+    assert company.count("stock_movement") == 2 and company.get("product", product["id"])[
+        "on_hand"
+    ] == Decimal("6")
+
+    company.records.update(
+        "stock_movement", received["id"], {"quantity": 12}, SYSTEM, "api", version=received["version"]
+    )
+    assert company.get("product", product["id"])["on_hand"] == Decimal("8")
+    company.records.delete("stock_movement", issued["id"], SYSTEM, "api")
+    assert company.get("product", product["id"])["on_hand"] == Decimal("12")
+
+    current = company.get("product", product["id"])
+    with pytest.raises(RecordInvalid) as typed_in:
+        company.records.update(
+            "product", product["id"], {"on_hand": 99}, SYSTEM, "api", version=current["version"]
+        )
+    assert "on_hand" in errors_of(typed_in)
+    assert company.get("product", product["id"])["on_hand"] == Decimal("12")
+
+
+def test_shipping_an_order_issues_its_goods_or_nothing(company: Company, hooks: HookRegistry) -> None:
+    ship = hooks.get("inventory.ship_order")
+    assert ship is not None
+    _, user = company.staff()
+    customer = company.create("customer", {"name": "南京金陵商贸有限公司"})
+    product = company.create(
+        "product", {"sku": "EL-MON-27", "name": "27英寸显示器", "category": "electronics", "price": "1899"}
+    )
+    company.create(
+        "stock_movement",
+        {
+            "product": product["id"],
+            "direction": "in",
+            "quantity": 5,
+            "reason": "purchase",
+            "reference": "DX-1",
+        },
+    )
+
+    def order(quantity: int, tracking_no: str | None) -> dict:
+        return company.create(
+            "sales_order",
+            {
+                "customer": customer["id"],
+                "sales_rep": user["id"],
+                "department": user["department"],
+                "shipping_address": "南京市秦淮区中山南路88号",
+                "tracking_no": tracking_no,
+                "lines": [{"product": product["id"], "quantity": quantity, "unit_price": "1899"}],
+            },
+        )
+
+    unlabelled = order(1, None)
+    with pytest.raises(PluginError) as no_waybill:
+        ship(unlabelled, company.context(old=unlabelled))
+    assert no_waybill.value.field == "tracking_no"
+
+    first = order(3, "SF1402837461")
+    with company.records.transaction():
+        ship(first, company.context(old=first))
+    assert first["shipped_on"] == dt.date.today()
+    assert company.get("product", product["id"])["on_hand"] == Decimal("2")
+    issued = company.records.list("stock_movement", SYSTEM, RecordQuery(filters={"direction": "out"}))
+    assert [(m["reference"], m["quantity"], m["reason"]) for m in issued] == [
+        (first["code"], Decimal("3"), "sale")
+    ]
+
+    second = order(3, "SF1402837462")
+    with pytest.raises(RecordInvalid) as short, company.records.transaction():
+        ship(second, company.context(old=second))
+    assert "Only 2.00 of EL-MON-27 on hand" in errors_of(short)["quantity"]
+    assert company.count("stock_movement") == 2 and company.get("product", product["id"])[
+        "on_hand"
+    ] == Decimal("2")
+
+
+def test_leave_days_are_working_days_and_the_dates_are_checked(company: Company) -> None:
+    department, user = company.staff()
+    leave = {"employee": user["id"], "department": department["id"], "leave_type": "annual"}
+    saved = company.create("leave_request", {**leave, "start_date": "2026-11-20", "end_date": "2026-11-24"})
+    assert saved["days"] == Decimal("3") and saved["code"].startswith("LV-")
+
+    with pytest.raises(RecordInvalid) as backwards:
+        company.create("leave_request", {**leave, "start_date": "2026-12-24", "end_date": "2026-12-21"})
+    assert (
+        errors_of(backwards)["end_date"] == "The leave cannot end before it starts / 结束日期不能早于开始日期"
+    )
+    with pytest.raises(RecordInvalid) as weekend:
+        company.create("leave_request", {**leave, "start_date": "2026-11-28", "end_date": "2026-11-29"})
+    assert "no working day" in errors_of(weekend)["days"]
+    with pytest.raises(RecordInvalid) as twice:
+        company.create("leave_request", {**leave, "start_date": "2026-11-20", "end_date": "2026-11-20"})
+    assert twice.value.errors, "one request per person and start day"
+    assert company.count("leave_request") == 1
+
+
+def test_vendors_are_checked_and_get_their_order_as_text(company: Company, hooks: HookRegistry) -> None:
+    with pytest.raises(RecordInvalid) as refused:
+        company.create("vendor", {"name": "苏州鼎新电子科技有限公司", "tax_id": "91320583MA1N4P6Q8A"})
+    assert "should be U" in errors_of(refused)["tax_id"]
+    assert company.count("vendor") == 0
+    vendor = company.create("vendor", {"name": "苏州鼎新电子科技有限公司", "tax_id": "91320583MA1N4P6Q8U"})
+    _, user = company.staff()
+    product = company.create(
+        "product", {"sku": "EL-MON-27", "name": "27英寸显示器", "category": "electronics", "price": "1899"}
+    )
+    purchase = company.create(
+        "purchase_order",
+        {
+            "vendor": vendor["id"],
+            "buyer": user["id"],
+            "order_date": "2026-07-15",
+            "expected_on": "2026-07-24",
+            "lines": [{"product": product["id"], "quantity": 120, "unit_price": "1327.43"}],
+        },
+    )
+    action = hooks.get(company.app.entities["purchase_order"].actions["vendor_text"].hook)
+    assert action is not None
+    result = action(purchase, company.context(old=purchase))
+    assert result["message"] == "Order text ready (1 lines)"
+    assert result["text"].splitlines() == [
+        "苏州鼎新电子科技有限公司:",
+        f"Purchase order {purchase['code']} (2026-07-15)",
+        "1. EL-MON-27 27英寸显示器: 120.00 pcs x 1,327.43",
+        "Total incl. VAT: 179,999.51 CNY",
+        "Please deliver by 2026-07-24.",
+    ]
+
+
+def test_the_seeded_demo_has_history_for_the_reports(company: Company, project: Project) -> None:
+    report = seed_demo(project, company.records)
+    assert report.created["purchase_request"] == 16 and report.created["user"] == 19
+    products = company.records.list("product", SYSTEM, RecordQuery(sort=("sku",)))
+    low = [p["sku"] for p in products if p["active"] and p["on_hand"] < p["reorder_level"]]
+    assert low == ["EL-LAP-T14", "FU-DESK-140", "OF-PEN-BK", "OF-TONER-88A", "PK-TAPE-48"]
+    requests = company.records.list("purchase_request", SYSTEM, RecordQuery(sort=("id",)))
+    assert {r["status"] for r in requests} == {"approved", "rejected", "draft"}
+    decided = [r for r in requests if r["status"] != "draft"]
+    assert all(r["approval_days"] == (r["decided_on"] - r["requested_on"]).days for r in decided)
+    assert max(r["total"] for r in requests) == Decimal("204000")
+    managers = {d["name"]: d["manager"] for d in company.records.list("department", SYSTEM, RecordQuery())}
+    users = {u["id"]: u["username"] for u in company.records.list("user", SYSTEM, RecordQuery())}
+    assert users[managers["财务部"]] == "liu.fang"
