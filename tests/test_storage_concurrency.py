@@ -50,6 +50,7 @@ def test_second_migrate_waits_for_the_first_or_refuses_cleanly(db_url):
         [problem] = refused.value.problems
         assert problem.code == "FW-E520"
         assert "another migrate is running" in problem.message
+        assert refused.value.plan.format() == ["Database not compared: another migrate holds the lock."]
         assert read_state(second) is None
 
         two = run_in_thread(results, "second", second, app, lock_timeout=60)

@@ -24,7 +24,7 @@ from formwork.problems import Problem
 from formwork.storage import lock
 from formwork.storage.conversion import shape_of, using_clause
 from formwork.storage.diff import compute_plan
-from formwork.storage.engine import BEGIN_IMMEDIATE
+from formwork.storage.engine import BEGIN_IMMEDIATE, SQLITE_BUSY_TIMEOUT_MS
 from formwork.storage.fingerprint import schema_fingerprint
 from formwork.storage.plan import MigrationFailed, MigrationRefused, Operation, Plan
 from formwork.storage.state import read_state, write_state
@@ -74,7 +74,7 @@ def migrate(
         finally:
             if sqlite:
                 raw.execute("PRAGMA foreign_keys = ON")
-                lock.sqlite_wait(raw, 30.0)
+                lock.sqlite_wait(raw, SQLITE_BUSY_TIMEOUT_MS / 1000)
                 conn.execution_options(**{BEGIN_IMMEDIATE: False})
 
 
@@ -106,7 +106,7 @@ def _migrate_locked(conn: sa.Connection, app: App, allow_destructive: bool, git_
 
 def _busy() -> MigrationRefused:
     return MigrationRefused(
-        Plan(),
+        Plan(compared=False),
         [
             Problem(
                 "FW-E520",

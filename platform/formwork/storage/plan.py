@@ -98,6 +98,7 @@ class Plan:
     dialect: str = ""
     allow_destructive: bool = False
     metadata_hash: str = ""
+    compared: bool = True  # False when migrate stopped before comparing (another migrate held the lock)
 
     @property
     def is_empty(self) -> bool:
@@ -114,6 +115,8 @@ class Plan:
 
     def format(self) -> list[str]:
         """Human-readable lines, one per operation, marked with its safety."""
+        if not self.compared:
+            return ["Database not compared: another migrate holds the lock."]
         if self.is_empty:
             return ["Database is up to date: nothing to do."]
         marks = {SAFE: "+", NEEDS_DATA: "~", DESTRUCTIVE: "!"}
@@ -139,6 +142,7 @@ class Plan:
             "dialect": self.dialect,
             "allow_destructive": self.allow_destructive,
             "metadata_hash": self.metadata_hash,
+            "compared": self.compared,
             "is_empty": self.is_empty,
             "blocked": self.blocked,
             "operations": [op.as_dict() for op in self.operations],

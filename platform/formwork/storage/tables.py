@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from formwork.metadata.model import App, Entity, Field
+from formwork.metadata.model import STATUS_FIELD, App, Entity, Field
 
 # PostgreSQL truncates identifiers silently at 63 bytes; we shorten with a hash instead.
 MAX_NAME = 63
@@ -127,7 +127,8 @@ class _SchemaBuilder:
                     use_alter=True,
                 )
             )
-        if entity.has_status:
+        # The compiler declares status as a choice field; an App built without it still gets the column.
+        if entity.has_status and STATUS_FIELD not in entity.fields:
             items.append(sa.Column(col("status"), sa.String(40), nullable=True))
             items.append(sa.Index(object_name("ix", target, ["status"]), col("status")))
         if entity.is_child:
