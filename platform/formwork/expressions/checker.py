@@ -361,12 +361,18 @@ class _Checker:
             links = [t for t in kinds if t.startswith("link:")]
             ok = not ordered and len(links) == 1 and "integer" in kinds
         if not ok:
-            sign = op if ordered or op != "in" else "in"
+            hint = None
+            if "json" in kinds:
+                hint = "json fields can only be tested with `is None`"
+            elif "string" in kinds and any(t.startswith("link:") for t in kinds):
+                linked = a if at.type.startswith("link:") else b
+                name = linked.dotted if isinstance(linked, FieldPath | VariablePath) else "the link"
+                hint = f"compare a field of the linked record, e.g. {name}.name"
             raise ExpressionError(
                 TYPE_MISMATCH,
-                f"cannot compare {_plain(at.type)} with {_plain(bt.type)} using {sign}",
+                f"cannot compare {_plain(at.type)} with {_plain(bt.type)} using {op}",
                 column,
-                "json fields can only be tested with `is None`" if "json" in kinds else None,
+                hint,
             )
 
     def date_literal(self, node: Node, kind: str) -> None:

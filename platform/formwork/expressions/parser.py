@@ -125,10 +125,18 @@ def _mark_variables(text: str) -> str:
             quote = text[i : i + 3] if text[i : i + 3] in ("'''", '"""') else ch
             i += len(quote)
             continue
-        elif ch == "$" and i + 1 < len(text) and (text[i + 1].isalpha() or text[i + 1] == "_"):
+        elif ch == "$" and _starts_name(text, i + 1) and not (i and _in_name(text[i - 1])):
             out[i] = _MARKER
         i += 1
     return "".join(out)
+
+
+def _starts_name(text: str, i: int) -> bool:
+    return i < len(text) and (text[i].isalpha() or text[i] == "_")
+
+
+def _in_name(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
 
 
 def _syntax_error(text: str, error: SyntaxError) -> ExpressionError:
