@@ -77,6 +77,7 @@ ENTITIES = {
             "product": Field("product", "string"),
             "quantity": Field("quantity", "integer"),
             "unit_price": Field("unit_price", "decimal", digits=(12, 2)),
+            "supplier": Field("supplier", "link", to="department"),
         },
     ),
 }
@@ -286,6 +287,13 @@ def test_check_gives_result_type(text: str, result: str) -> None:
             1,
             "one value per row of table 'lines'",
             "e.g. sum(lines.quantity), min(lines.quantity) or count(lines.quantity)",
+        ),
+        (
+            "lines.supplier.name == 'HQ'",
+            "FW-E410",
+            1,
+            "'lines.supplier.name' is one value per row of table 'lines' and must be aggregated",
+            "e.g. 'value' in lines.supplier.name, min(lines.supplier.name) or count(lines.supplier.name)",
         ),
         ("sum(amount)", "FW-E410", 1, "sum() aggregates values of child rows", None),
         ("count()", "FW-E410", 1, "count() without a value counts report rows", None),
@@ -511,6 +519,7 @@ def make_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("product", sa.String(60)),
         sa.Column("quantity", sa.Integer),
         sa.Column("unit_price", sa.Numeric(12, 2)),
+        sa.Column("supplier", sa.Integer, sa.ForeignKey("fw_department.id")),
     )
     return {
         "department": department,
@@ -627,6 +636,7 @@ LINE_ROWS = [
         "product": "bolt",
         "quantity": 10,
         "unit_price": Decimal("0.25"),
+        "supplier": 1,
     },
     {
         "id": 2,
@@ -636,6 +646,7 @@ LINE_ROWS = [
         "product": "gear",
         "quantity": 2,
         "unit_price": Decimal("60.00"),
+        "supplier": 3,
     },
     {
         "id": 3,
@@ -645,6 +656,7 @@ LINE_ROWS = [
         "product": "nut",
         "quantity": None,
         "unit_price": Decimal("0.10"),
+        "supplier": None,
     },
     {
         "id": 4,
@@ -654,6 +666,7 @@ LINE_ROWS = [
         "product": None,
         "quantity": 3,
         "unit_price": None,
+        "supplier": 2,
     },
     # a row of another table field with the same child entity must not count for `lines`
     {
@@ -664,6 +677,7 @@ LINE_ROWS = [
         "product": "gear",
         "quantity": 99,
         "unit_price": Decimal("1000.00"),
+        "supplier": 1,
     },
 ]
 
@@ -740,6 +754,9 @@ CROSS_CHECKED = [
     "len(lines.product) == 2",
     "quantity > len(lines)",
     "sum(lines.quantity * lines.unit_price * quantity) > 400",
+    "'HQ' in lines.supplier.name",
+    "count(lines.supplier) == 1",
+    "max(lines.supplier.parent.name) == 'Sales'",
     "status == 'approved' and (amount > 1000 or quantity > 5)",
 ]
 

@@ -136,11 +136,15 @@ def analyse(expr: Expression, scope: FieldScope, mode: Mode) -> Analysis:
                 "wrap it in sum(), count(), avg(), min() or max()",
             )
         table = ".".join(top.level)
+        if checker.analysis.types[offender].type in NUMBERS:
+            hint = f"e.g. sum({text}), min({text}) or count({text})"
+        else:
+            hint = f"e.g. 'value' in {text}, min({text}) or count({text})"
         raise ExpressionError(
             ROWS_MISUSE,
             f"'{text}' is one value per row of table '{table}' and must be aggregated",
             offender.column,
-            f"e.g. sum({text}), min({text}) or count({text})",
+            hint,
         )
     return checker.analysis
 
