@@ -975,3 +975,20 @@ def test_sql_refuses_what_does_not_check(database) -> None:
     with pytest.raises(ExpressionError) as caught:
         compile_sql(parse("amout > 5"), sql_scope)
     assert caught.value.code == "FW-E406"
+
+
+def test_sql_follows_links_of_a_table_to_itself(database) -> None:
+    engine, tables = database
+    table = tables["department"]
+    ctx = EvalContext({"id": 1, "department": 3}, NOW)
+    sql_scope = SqlScope(ENTITIES, tables, "department", ctx)
+    answers = {}
+    with engine.connect() as conn:
+        for text in ("parent.name == 'HQ'", "parent.parent.name == 'HQ'", "id == $user.department.parent"):
+            query = sa.select(table.c.id).where(compile_sql(parse(text), sql_scope)).order_by(table.c.id)
+            answers[text] = list(conn.execute(query).scalars())
+    assert answers == {
+        "parent.name == 'HQ'": [2],
+        "parent.parent.name == 'HQ'": [3],
+        "id == $user.department.parent": [2],
+    }

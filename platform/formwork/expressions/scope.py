@@ -68,7 +68,7 @@ class Step:
         return {"link": "link", "table": "table"}.get(self.field.type, "value")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: usable as a cache key
 class FieldScope:
     """Resolves field paths against ``entities`` starting at ``entity``.
 
@@ -82,7 +82,7 @@ class FieldScope:
     entity: str
     variables: Mapping[str, str] | None = None
     aggregate: bool = False
-    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _cache: dict = field(default_factory=dict, init=False, repr=False)
 
     def fields_of(self, entity: str) -> dict[str, Field]:
         """Every field an expression may name on ``entity``, system fields included."""
