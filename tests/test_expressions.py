@@ -138,6 +138,7 @@ def test_columns_count_characters_not_bytes() -> None:
         ("(title).upper", "FW-E402", 9, "can only follow a field path, not a parenthesised expression"),
         ("(department).name", "FW-E402", 14, "not a parenthesised expression"),
         ("lines[0]", "FW-E402", 1, "indexing with [...] is not allowed"),
+        ("(amount > 5 and\n lines[0])", "FW-E402", 18, "indexing with [...] is not allowed"),
         ("lambda: 1", "FW-E402", 1, "lambda is not allowed"),
         ("[x for x in lines]", "FW-E402", 1, "comprehensions are not allowed"),
         ("sum(x for x in lines)", "FW-E402", 4, "comprehensions are not allowed"),

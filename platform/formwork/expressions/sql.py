@@ -87,10 +87,7 @@ def compile_sql(expr: Expression, scope: SqlScope) -> ColumnElement[Any]:
 
 def _variable_types(params: Mapping[str, Any]) -> dict[str, str]:
     """Parameter types read off their values (a 2-tuple, DateRange or {start, end} is a date range)."""
-    types = {}
-    for name, value in params.items():
-        types[name] = _value_type(value)
-    return types
+    return {name: _value_type(value) for name, value in params.items()}
 
 
 def _value_type(value: Any) -> str:
