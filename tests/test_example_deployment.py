@@ -215,10 +215,13 @@ def test_roles_grant_rows_fields_and_actions(app: App) -> None:
     assert app.roles["sales_manager"].inherits == ("sales", "manager")
     assert "vendor_text" in app.roles["purchasing"].grants["purchase_order"].actions
     employee = app.roles["employee"].grants
-    assert {"purchase_request", "expense_claim", "leave_request"} <= set(employee)
-    assert all(
-        employee[name].rows == "own" for name in ("purchase_request", "expense_claim", "leave_request")
-    )
+    mine = {name: employee[name].rows for name in ("purchase_request", "expense_claim", "leave_request")}
+    assert mine == {
+        "purchase_request": "requester == $user",
+        "expense_claim": "claimant == $user",
+        "leave_request": "employee == $user",
+    }
+    assert all(employee[name].rows_is_expression for name in mine)
 
 
 def test_reports(app: App) -> None:
