@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from formwork.expressions.errors import (
     BAD_ARGUMENTS,
@@ -81,6 +82,7 @@ _REFUSED_NODES = {
 }
 
 
+@lru_cache(maxsize=4096)  # expressions are immutable, so one parse can serve every caller
 def parse(text: str) -> Expression:
     """Parse expression ``text`` into an immutable ``Expression``.
 
