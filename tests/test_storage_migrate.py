@@ -137,6 +137,37 @@ def test_data_survives_new_fields_entities_and_indexes(engine):
     assert plan_migration(engine, make_app(grown, supplier_note)).is_empty
 
 
+def test_new_choice_and_unique_fields_on_a_table_with_rows(engine):
+    migrate(engine, make_app(PRODUCT))
+    insert(engine, "product", {"title": "Chair"}, {"title": "Desk"})
+    grown = with_fields(PRODUCT, field("grade", "choice", options=["a", "b"], default="a"), field("barcode", unique=True))
+    migrate(engine, make_app(grown))
+    assert select(engine, "SELECT grade, barcode FROM product") == [("a", None), ("a", None)]
+    with pytest.raises(sa.exc.IntegrityError):
+        insert(engine, "product", {"title": "Bad", "grade": "z"})
+    insert(engine, "product", {"title": "Lamp", "barcode": "123"})
+    with pytest.raises(sa.exc.IntegrityError):
+        insert(engine, "product", {"title": "Lamp 2", "barcode": "123"})
+
+
+def test_extending_the_built_in_user_keeps_every_link_to_it(engine):
+    migrate(engine, make_app(PRODUCT))
+    insert(engine, "fw_user", {"username": "ann"})
+    [(ann,)] = select(engine, "SELECT id FROM fw_user")
+    insert(engine, "product", {"title": "Chair", "created_by": ann})
+    user = next(e for e in make_app().entities.values() if e.name == "user")
+    extended = with_fields(user, field("employee_no", max_length=20, unique=True), field("phone"))
+    app = make_app(PRODUCT)
+    app = dataclasses.replace(app, entities={**app.entities, "user": extended}, metadata_hash="extended")
+    migrate(engine, app)
+    assert select(engine, "SELECT username, employee_no FROM fw_user") == [("ann", None)]
+    assert select(engine, "SELECT created_by FROM product") == [(ann,)]
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM fw_user"))
+    assert select(engine, "SELECT created_by FROM product") == [(None,)]
+    assert plan_migration(engine, app).is_empty
+
+
 def test_required_field_without_default_is_refused_on_a_table_with_rows(engine):
     migrate(engine, make_app(PRODUCT))
     insert(engine, "product", {"title": "Chair"}, {"title": "Table"})

@@ -356,7 +356,7 @@ class _Planner:
             self._add("alter_nullable", table, column, safety=NEEDS_DATA, reason="field made required; every row has a value", detail={"nullable": False})
 
     def _add_unique(self, table: str, name: str, columns: tuple[str, ...]) -> None:
-        if self._is_new(table):
+        if self._is_new(table) or any((table, c) in self.added_columns for c in columns):
             self._add("add_unique", table, name=name, columns=columns, reason=f"unique {', '.join(columns)}")
             return
         db_cols = ", ".join(self._q(self.names.db_column(table, c)) for c in columns)
@@ -435,7 +435,8 @@ class _Planner:
         target_column = self.names.target_column(table, column)
         entity = next(e for e in self.app.entities.values() if e.table == table)
         allowed = entity.fields[target_column].option_values
-        values = self._column_values(table, target_column)
+        new_column = (table, target_column) in self.added_columns
+        values = [] if new_column else self._column_values(table, target_column)
         bad = [v for v in values if v not in allowed]
         if bad:
             self._add(
