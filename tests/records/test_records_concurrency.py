@@ -20,17 +20,24 @@ def test_concurrent_creates_get_distinct_consecutive_numbers(world):
 
     def writer(n: int) -> list[str]:
         start.wait()
-        return [
-            world.service.create("purchase_request", {"title": f"w{n} r{i}"}, world.actor, "api")["number"]
-            for i in range(EACH)
-        ]
+        numbers = []
+        for i in range(EACH):
+            # requests and tickets interleave: two counters, taken in either order
+            numbers.append(world.service.create("purchase_request", {"title": f"w{n} r{i}"}, world.actor, "api")["number"])
+            numbers.append(world.service.create("ticket", {"subject": f"w{n} t{i}"}, world.actor, "api")["number"])
+        return numbers
 
     with ThreadPoolExecutor(WRITERS) as pool:
         numbers = [number for batch in pool.map(writer, range(WRITERS)) for number in batch]
 
-    assert sorted(numbers) == [f"PR-2026-{n:04d}" for n in range(1, WRITERS * EACH + 1)]
-    assert world.count("purchase_request") == WRITERS * EACH
-    assert world.rows("fw_number_sequence") == [{"name": "PR-{YYYY}-{####}", "period": "2026", "last_value": WRITERS * EACH}]
+    total = WRITERS * EACH
+    assert sorted(n for n in numbers if n.startswith("PR")) == [f"PR-2026-{n:04d}" for n in range(1, total + 1)]
+    assert sorted(n for n in numbers if n.startswith("T")) == [f"T2611-{n:03d}" for n in range(1, total + 1)]
+    assert world.count("purchase_request") == world.count("ticket") == total
+    assert sorted((r["name"], r["last_value"]) for r in world.rows("fw_number_sequence")) == [
+        ("PR-{YYYY}-{####}", total),
+        ("T{YY}{MM}-{###}", total),
+    ]
 
 
 def test_two_writers_of_the_same_version_one_wins(world):
@@ -72,3 +79,39 @@ def test_unique_violation_found_by_the_database_reads_like_the_check(world):
         world.service.create("purchase_request", {"title": "Mine", "code": "X1"}, world.actor, "api")
     assert caught.value.errors == [FieldError("code", "unique", "must be unique: another purchase request already has 'X1'")]
     assert world.snapshot() == before
+
+
+def test_an_open_numbered_create_holds_up_no_other_entity_and_no_update(world, db_url):
+    """While one create of a purchase request is still open (its number counter locked),
+    tickets are created and other requests updated. PostgreSQL only: SQLite has a single
+    writer by design."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite lets one writer at a time")
+    existing = world.service.create("purchase_request", {"title": "Existing"}, world.actor, "api")
+    numbered, release = threading.Event(), threading.Event()
+
+    def slow_create() -> None:
+        with world.service.transaction():
+            world.service.create("purchase_request", {"title": "Slow"}, world.actor, "api")
+            numbered.set()
+            release.wait()
+
+    holder = threading.Thread(target=slow_create)
+    holder.start()
+    try:
+        assert numbered.wait(30)
+        others = threading.Thread(
+            target=lambda: (
+                world.service.create("ticket", {"subject": "meanwhile"}, world.actor, "api"),
+                world.service.update("purchase_request", existing["id"], {"title": "Edited"}, world.actor, "api", 1),
+            )
+        )
+        others.start()
+        others.join(30)
+        finished_while_held = not others.is_alive()
+    finally:
+        release.set()
+        holder.join()
+    assert finished_while_held
+    assert world.count("ticket") == 1
+    assert sorted(r["number"] for r in world.rows("purchase_request")) == ["PR-2026-0001", "PR-2026-0002"]
