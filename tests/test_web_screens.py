@@ -18,6 +18,7 @@ from pathlib import Path
 import flask
 import pytest
 from werkzeug.serving import make_server
+from werkzeug.test import Client
 
 from formwork.metadata import compile_project
 from formwork.metadata.project import load_project
@@ -58,7 +59,7 @@ PROJECT_FILES = {
             fields: [name, kind, quantity, price]
           - section: Details
             fields: [owner, due, notes]
-        list: {columns: [name, kind, quantity, owner], search: [name], sort: [name]}
+        list: {columns: [name, kind, quantity, owner], search: [name], sort: [name], filters: [kind]}
         """,
 }
 
@@ -140,6 +141,8 @@ def test_list_shows_records_with_titles_sorted_and_searchable(served: Served) ->
     assert "Apple &lt;b&gt;red&lt;/b&gt;" in page, "record values are escaped"
     found = client.get("/admin/item/?search=saw").get_data(as_text=True)
     assert "Saw" in found and "Apple" not in found
+    tools = client.get("/admin/item/?flt1_0=tool").get_data(as_text=True)
+    assert "Saw" in tools and "Apple" not in tools and "List (1)" in tools
 
 
 def test_create_writes_through_the_record_service(served: Served) -> None:
@@ -241,6 +244,18 @@ def test_unmigrated_database_shows_a_banner_and_secret_key_is_kept(tmp_path: Pat
     assert create_app(project, config={"TESTING": True}).secret_key == app.secret_key
 
 
+def test_wsgi_entry_point_serves_the_deployment_of_formwork_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import formwork.web.app as web_app
+
+    root = write_project(tmp_path / "shop")
+    monkeypatch.setenv("FORMWORK_PROJECT", str(root))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'wsgi.db'}")
+    monkeypatch.setattr(web_app, "_wsgi_app", None)
+    response = Client(web_app.wsgi).get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json()["app"] == "shop" and response.get_json()["schema_current"] is False
+
+
 @pytest.fixture
 def browser_page(served: Served) -> Iterator[tuple[object, str]]:
     from playwright.sync_api import sync_playwright
@@ -270,7 +285,7 @@ def test_screens_in_a_browser(served: Served, browser_page: tuple) -> None:
 
     page.goto(f"{base}/")
     page.click("text=Stock item")
-    assert page.locator("table").inner_text().count("Bolt") == 1
+    assert page.locator("table.model-list").inner_text().count("Bolt") == 1
 
     # create with a bad value: the message sits under the field, nothing is stored
     page.goto(f"{base}/admin/item/new/")
@@ -286,7 +301,7 @@ def test_screens_in_a_browser(served: Served, browser_page: tuple) -> None:
     page.select_option("#kind", "tool")
     page.click("input[type=submit][value=Save]")
     page.wait_for_url(re.compile(r"/admin/item/(\?.*)?$"))
-    assert "Screw" in page.locator("table").inner_text()
+    assert "Screw" in page.locator("table.model-list").inner_text()
     screw = next(i for i in served.items() if i["name"] == "Screw")
     assert (screw["quantity"], screw["kind"]) == (40, "tool")
 
@@ -312,4 +327,4 @@ def test_screens_in_a_browser(served: Served, browser_page: tuple) -> None:
     row.locator("button[title='Delete Record']").click()
     page.wait_for_load_state()
     assert [i["name"] for i in served.items()] == ["Bolt"]
-    assert "Screw" not in page.locator("table").inner_text()
+    assert "Screw" not in page.locator("table.model-list").inner_text()

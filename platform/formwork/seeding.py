@@ -5,7 +5,9 @@ in file name order (across all demo folders) and each is written in one transact
 with channel ``seed`` as the system actor. A link is given by the target's title
 (``username`` for users, ``name`` for departments, else the target's ``title_field``)
 or by its integer id; a table field by a list of row mappings. User records may also
-carry ``password`` (stored as a scrypt hash) and ``roles`` (a list of role names).
+carry ``password`` (stored as a scrypt hash) and ``roles`` (a list of role names). A
+record under a workflow or approval may give its ``status``: a read-only field, which
+the seed channel may write.
 
 Links to records that a later file (or a later record of the same file) creates are
 left empty at first and set in a second pass, so departments and their managers, or
@@ -27,7 +29,7 @@ import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
 from formwork.metadata.loader import Located, LocatedList, load_file
-from formwork.metadata.model import APPROVAL_STATUSES, STATUS_FIELD, App, Entity, Workflow
+from formwork.metadata.model import App, Entity
 from formwork.metadata.project import Project
 from formwork.problems import Place, Problem, ProblemsFound, did_you_mean
 from formwork.records import (
@@ -42,13 +44,11 @@ from formwork.records import (
 from formwork.storage import Schema
 
 CHANNEL = "seed"
-# The only channel RecordService lets set a record's status.
-STATUS_CHANNEL = "workflow"
 FILE_KEYS = ("entity", "records")
 USER_EXTRA_KEYS = ("password", "roles")
 ROLE_TABLE = "fw_user_role"
 
-# Problem codes of demo data (documented in docs/cli.md under `formwork seed`).
+# Problem codes of demo data (listed in docs/errors.md; the file format is in docs/screens.md).
 SHAPE = "FW-E080"  # the file is not {entity: name, records: [mappings]}
 UNKNOWN = "FW-E081"  # unknown entity, field or role
 UNRESOLVED = "FW-E082"  # a link names no record
@@ -143,14 +143,6 @@ class _Titles:
         key = self.key_field(entity)
         if key and record.get(key) is not None:
             self.of(entity)[str(record[key])] = record["id"]
-
-
-def flow_states(app: App, entity: str) -> tuple[str, ...]:
-    """The statuses a record of ``entity`` may have under its workflow or approval."""
-    flow = app.flow_for(entity)
-    if isinstance(flow, Workflow):
-        return flow.states
-    return APPROVAL_STATUSES if flow is not None else ()
 
 
 def title_key(entity: Entity) -> str | None:
@@ -262,11 +254,6 @@ def _check_record(app: App, entity: Entity, record: Located, path: str, problems
             elif not isinstance(value, str) or not value:
                 problems.append(Problem(SHAPE, "'password' must be a non-empty string", record.value_place(key), where))
             continue
-        if key == STATUS_FIELD and entity.has_status and key not in entity.fields:
-            states = flow_states(app, entity.name)
-            if value not in states:
-                problems.append(Problem(UNKNOWN, f"unknown status {value!r}", record.value_place(key), where, did_you_mean(str(value), list(states))))
-            continue
         fld = entity.fields.get(str(key))
         if fld is None:
             problems.append(Problem(UNKNOWN, f"'{key}' is not a field of {entity.name}", record.place_of(key), where, did_you_mean(str(key), list(entity.fields) + list(extra))))
@@ -350,10 +337,8 @@ def _resolve(app: App, entity: Entity, record: Located, titles: _Titles) -> tupl
     for key, value in record.items():
         if key in USER_EXTRA_KEYS and entity.builtin and entity.name == "user":
             continue
-        fld = entity.fields.get(str(key))
-        if fld is None:
-            values[str(key)] = value
-        elif fld.type == "link" and isinstance(value, str):
+        fld = entity.fields[str(key)]
+        if fld.type == "link" and isinstance(value, str):
             found = titles.of(fld.to or "").get(value)
             if found is None:
                 later[str(key)] = value
@@ -397,7 +382,6 @@ def _write_file(
     with records.transaction() as conn:
         for index, record in enumerate(demo.records):
             values, later = _resolve(app, entity, record, titles)
-            status = values.pop(STATUS_FIELD, None) if entity.has_status and STATUS_FIELD not in entity.fields else None
             existing = titles.of(entity.name).get(str(record[key])) if key and record.get(key) is not None else None
             try:
                 if existing is None:
@@ -407,9 +391,6 @@ def _write_file(
                     current = records.get(entity.name, existing, actor)
                     saved = records.update(entity.name, existing, values, actor, CHANNEL, version=current["version"])
                     updated += 1
-                if status is not None and status != saved.get(STATUS_FIELD):
-                    # Only workflow actions may move a status; demo data states where a record stands.
-                    saved = records.update(entity.name, saved["id"], {STATUS_FIELD: status}, actor, STATUS_CHANNEL, version=saved["version"])
             except RecordInvalid as invalid:
                 raise ProblemsFound([_refusal(demo, index, record, error) for error in invalid.errors]) from None
             except PluginFailure as failure:

@@ -17,6 +17,7 @@ from flask import flash, g
 from flask_admin import Admin
 from flask_admin.form import SecureForm
 from flask_admin.model import BaseModelView
+from flask_admin.model.filters import BaseFilter
 from markupsafe import Markup, escape
 from wtforms.fields.choices import SelectChoice
 
@@ -135,6 +136,21 @@ def _plain(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+class EqualsFilter(BaseFilter):
+    """A list filter "field equals one of its options" (choice, status and boolean fields);
+    RecordService applies it in SQL."""
+
+    def __init__(self, field: str, label: str, options: list[tuple[str, str]]):
+        super().__init__(label, options)
+        self.field = field
+
+    def operation(self) -> str:
+        return "equals"
+
+    def validate(self, value: Any) -> bool:
+        return any(value == option for option, _text in self.options or ())
+
+
 class RecordView(BaseModelView):
     """List, create, edit, details and delete screens of one entity."""
 
@@ -159,6 +175,7 @@ class RecordView(BaseModelView):
         self.column_labels = self._labels()
         self.column_descriptions = {}
         self.column_searchable_list = self._search_fields()
+        self.column_filters = self._filters_of_list()
         self.column_formatters = {name: self._format_cell for name in self.column_list}
         self.column_formatters_detail = {name: self._format_detail for name in self.column_details_list}
         self._create_parts = self._form_parts(creating=True)
@@ -210,6 +227,22 @@ class RecordView(BaseModelView):
             return [title]
         return []
 
+    def _filters_of_list(self) -> list[EqualsFilter]:
+        """Filters for the form's ``list.filters`` that have fixed options."""
+        wanted = self.list_view.filters if self.list_view else ()
+        filters = []
+        for name in wanted:
+            field = self.entity.fields.get(name)
+            if field is None:
+                continue
+            label = field_label(field, self.locale)
+            if field.type == "choice":
+                options = [(o.value, label_text(o.label, self.locale, o.value)) for o in field.options]
+                filters.append(EqualsFilter(name, label, options))
+            elif field.type == "boolean":
+                filters.append(EqualsFilter(name, label, [("true", "Yes"), ("false", "No")]))
+        return filters
+
     def _form_parts(self, creating: bool) -> FormParts:
         return build_form(
             self.runtime.app_model,
@@ -238,9 +271,6 @@ class RecordView(BaseModelView):
         if not self.column_searchable_list:
             return None
         return ", ".join(self.column_labels.get(n, n) for n in self.column_searchable_list)
-
-    def scaffold_filters(self, name: Any) -> None:
-        return None
 
     def scaffold_form(self) -> type:
         return self._create_parts.form_class
@@ -340,7 +370,11 @@ class RecordView(BaseModelView):
             sort = tuple(self.list_view.sort)
         else:
             sort = ("-id",)
+        chosen: dict[str, list[str]] = {}
+        for index, _name, value in filters or ():
+            chosen.setdefault(self._filters[index].field, []).append(value)
         query = RecordQuery(
+            filters=chosen,
             sort=sort,
             limit=size,
             offset=(page or 0) * size,
