@@ -102,6 +102,7 @@ TICKET = entity(
     field("details", "json"),
     field("score", "integer", compute_hook="test.score"),
     field("locked", "string", read_only=True),
+    field("reporter", "string", default="$user.full_name"),
     field("starts_on", "date"),
     field("ends_on", "date", check="ends_on >= starts_on", message="must be on or after the start"),
     unique_together=(("category", "seq"),),
@@ -179,7 +180,7 @@ def world(db_url: str) -> Iterator[World]:
     service = RecordService(app, schema, engine, hooks=hooks.registry(), clock=lambda: NOW)
     system = Actor.system()
     department = service.create("department", {"name": "Purchasing", "code": "PUR"}, system, "seed")
-    user = service.create("user", {"username": "alice", "department": department["id"]}, system, "seed")
+    user = service.create("user", {"username": "alice", "full_name": "Alice Liddell", "department": department["id"]}, system, "seed")
     actor = Actor(user["id"], "alice", frozenset({"employee"}), department["id"])
     hooks.calls.clear()
     yield World(service, engine, schema, hooks, actor, department["id"])

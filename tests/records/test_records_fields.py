@@ -78,9 +78,13 @@ def test_a_check_over_two_fields_fails_only_when_false(world):
     assert caught.value.errors == [FieldError("ends_on", "check", "must be on or after the start")]
 
 
+def test_defaults_read_the_user_record(world):
+    assert world.service.create("ticket", {"subject": "mine"}, world.actor, "api")["reporter"] == "Alice Liddell"
+
+
 def test_the_system_actor_writes_without_a_user(world):
     record = world.service.create("ticket", {"subject": "seeded"}, Actor.system(), "seed")
-    assert record["created_by"] is None
+    assert record["created_by"] is None and record["reporter"] is None
     assert world.rows("fw_audit")[-1]["user_id"] is None
 
 
