@@ -122,7 +122,8 @@ def _expand_shorthands(kind: str, data: Located) -> None:
                 states[index] = _synthetic(state, "name", states.place_of(index))
     if kind == "approval":
         _rule_list(data, "cc")
-        for step in data.get("steps") or []:
+        steps = data.get("steps")
+        for step in steps if isinstance(steps, list) else ():
             if isinstance(step, Located):
                 _rule_list(step, "approvers")
 
