@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from formwork.metadata.model import STATUS_FIELD, App, Entity
+from formwork.metadata.model import STATUS_FIELD, Entity
 from formwork.records.actor import Actor
 from formwork.records.errors import FieldError, RecordInvalid
 from formwork.records.rules import unique_message
@@ -84,7 +84,7 @@ def update_row(conn: sa.Connection, table: sa.Table, entity: Entity, record_id: 
     return guarded(conn, statement, entity, table, record, prefix).rowcount == 1
 
 
-def replace_rows(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], field_name: str, child: Entity, parent_id: int, old_rows: list[dict[str, Any]], new_rows: list[dict[str, Any]], actor: Actor, now: datetime) -> None:
+def replace_rows(conn: sa.Connection, tables: Mapping[str, sa.Table], field_name: str, child: Entity, parent_id: int, old_rows: list[dict[str, Any]], new_rows: list[dict[str, Any]], actor: Actor, now: datetime) -> None:
     """Make the rows of table field ``field_name`` of ``parent_id`` equal ``new_rows`` in order:
     rows carrying an ``id`` are updated in place, the others inserted, the missing deleted."""
     table = tables[child.name]
@@ -111,7 +111,7 @@ def replace_rows(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], 
         guarded(conn, statement, child, table, row, prefix)
 
 
-def delete_rows(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], entity: Entity, parent_id: int) -> None:
+def delete_rows(conn: sa.Connection, tables: Mapping[str, sa.Table], entity: Entity, parent_id: int) -> None:
     """Delete every child row of ``parent_id`` (whatever the foreign keys say)."""
     for fld in entity.fields.values():
         if fld.type == "table" and fld.entity:

@@ -203,7 +203,7 @@ class RecordService:
         table = self.tables[ent.name]
         record_id = persist.insert_row(conn, table, ent, record, actor, now)
         for name, child_name, _rows in self._table_fields(ent, None):
-            persist.replace_rows(conn, self.app, self.tables, name, self.app.entity(child_name), record_id, [], record[name], actor, now)
+            persist.replace_rows(conn, self.tables, name, self.app.entity(child_name), record_id, [], record[name], actor, now)
         saved = self._reread(conn, ent, record_id)
         self._journal(conn, ent, record_id, "create", "created", channel, actor, now, None, saved)
         self._hook(ent, "after_save", saved, ctx)
@@ -243,7 +243,7 @@ class RecordService:
             raise StaleVersion(ent.name, record_id, int(current))
         for name in tables_changed:
             child = self.app.entity(ent.fields[name].entity or "")
-            persist.replace_rows(conn, self.app, self.tables, name, child, record_id, old[name], record[name], actor, now)
+            persist.replace_rows(conn, self.tables, name, child, record_id, old[name], record[name], actor, now)
         saved = self._reread(conn, ent, record_id)
         self._journal(conn, ent, record_id, "update", "updated", channel, actor, now, old, saved)
         self._hook(ent, "after_save", saved, ctx)
@@ -261,7 +261,7 @@ class RecordService:
         ctx = HookContext(actor, self.app, channel, old, self, ent.name)
         self._hook(ent, "before_delete", dict(old), ctx)
         self._refuse_if_referenced(conn, ent, record_id)
-        persist.delete_rows(conn, self.app, self.tables, ent, record_id)
+        persist.delete_rows(conn, self.tables, ent, record_id)
         table = self.tables[ent.name]
         try:
             deleted = conn.execute(table.delete().where(table.c.id == record_id, table.c.version == old["version"])).rowcount
