@@ -43,11 +43,13 @@ class Intake:
     bad: set[str] = field(default_factory=set)
 
     def refuse(self, path: str, code: str, message: str) -> None:
+        """Record a problem with ``path``; later rules skip that path."""
         self.errors.append(FieldError(path, code, message))
         self.bad.add(path)
 
 
 def is_computed(entity: Entity, name: str) -> bool:
+    """True for a field the save computes (``compute`` or ``compute_hook``)."""
     fld = entity.fields.get(name)
     return fld is not None and (fld.compute is not None or fld.compute_hook is not None)
 

@@ -68,6 +68,7 @@ class Validation:
     filled_later: frozenset[tuple[str, str]] = frozenset()
 
     def evaluate(self, entity: Entity, text: str, record: Mapping[str, Any]) -> Any:
+        """The value of expression ``text`` of ``entity`` for ``record``."""
         lookup = lookup_in(self.conn, self.app, self.tables)
         return self.formulas.evaluate(entity.name, text, record, self.actor, self.now, lookup)
 
