@@ -49,6 +49,18 @@ PROJECT_FILES = {
           owner: {type: link, to: user, label: Owner}
           due: {type: date, label: Restock by}
           notes: {type: text, label: Notes, help: "Plain <b>notes</b>"}
+        hooks: {before_save: shop.check_item}
+        """,
+    "plugins/shop.py": """
+        from formwork.plugins import PluginError, hook
+
+
+        @hook("shop.check_item")
+        def check_item(record, ctx):
+            if record.get("price") == 0:
+                raise PluginError("free items are not sold here", field="price")
+            if record.get("name") == "crash":
+                raise RuntimeError("a bug in the plugin")
         """,
     "metadata/item_form.yaml": """
         kind: form
@@ -183,6 +195,19 @@ def test_required_fields_are_judged_by_the_record_service(served: Served) -> Non
     assert served.items() == []
 
 
+def test_plugin_refusals_and_failures_are_shown_and_nothing_is_written(served: Served) -> None:
+    client = served.app.test_client()
+    form = client.get("/admin/item/new/").get_data(as_text=True)
+    refused = client.post("/admin/item/new/", data={"csrf_token": csrf_token(form), "name": "Gift", "quantity": "1", "price": "0"})
+    assert field_errors(refused.get_data(as_text=True)) == ["free items are not sold here"]
+    crashed = client.post("/admin/item/new/", data={"csrf_token": csrf_token(form), "name": "crash", "quantity": "1"})
+    page = crashed.get_data(as_text=True)
+    assert crashed.status_code == 200
+    assert "The record was not created: the change was not saved because a plugin failed (error id" in page
+    assert "a bug in the plugin" not in page and "Traceback" not in page
+    assert served.items() == []
+
+
 def test_create_without_csrf_token_is_refused(served: Served) -> None:
     client = served.app.test_client()
     client.get("/admin/item/new/")
@@ -204,6 +229,11 @@ def test_edit_saves_and_bumps_the_version(served: Served) -> None:
     assert response.status_code == 302
     [saved] = served.items()
     assert (saved["name"], saved["quantity"], saved["kind"], saved["version"]) == ("Rope 10m", 4, "tool", 2)
+    without_version = client.post(
+        f"/admin/item/edit/?id={item['id']}", data={"csrf_token": csrf_token(form), "name": "Rope", "quantity": "5", "kind": "tool"}
+    )
+    assert "send the version you loaded" in without_version.get_data(as_text=True)
+    assert served.items() == [saved]
 
 
 def test_stale_edit_is_refused_with_a_message(served: Served) -> None:

@@ -8,12 +8,11 @@ as messages on the form's fields.
 
 from __future__ import annotations
 
-import logging
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import flash, g
+from flask import flash, g, request
 from flask_admin import Admin
 from flask_admin.form import SecureForm
 from flask_admin.model import BaseModelView
@@ -22,7 +21,15 @@ from markupsafe import Markup, escape
 from wtforms.fields.choices import SelectChoice
 
 from formwork.metadata.model import STATUS_FIELD, SYSTEM_FIELDS, App, Entity, Field, label_text
-from formwork.records import Actor, RecordInvalid, RecordNotFound, RecordQuery, StaleVersion
+from formwork.records import (
+    Actor,
+    PermissionDenied,
+    PluginFailure,
+    RecordInvalid,
+    RecordNotFound,
+    RecordQuery,
+    StaleVersion,
+)
 from formwork.web.forms import (
     VERSION_FIELD,
     FormParts,
@@ -33,12 +40,11 @@ from formwork.web.forms import (
 )
 from formwork.web.runtime import Runtime
 
-log = logging.getLogger(__name__)
-
 CHANNEL = "screen"
 # A link field's drop-down lists at most this many target records.
 LINK_OPTION_CAP = 500
 FORM_EXPIRED = "This form has expired or was not sent from this site. Reload the page and try again."
+DELETED_MESSAGE = "This record was deleted meanwhile."
 STALE_MESSAGE = "Someone else saved this record meanwhile. Reload it to see their changes, then edit again."
 SYSTEM_LABELS = {
     "id": "ID",
@@ -64,8 +70,6 @@ class RecordRow:
         self._values = values
 
     def __getattr__(self, name: str) -> Any:
-        if name == VERSION_FIELD:
-            return self._values.get("version")
         try:
             return self._values[name]
         except KeyError:
@@ -94,7 +98,10 @@ class TitleLookup:
         return "username" if entity_name == "user" else "name" if "name" in entity.fields else "id"
 
     def title_of(self, entity_name: str, record: dict[str, Any]) -> str:
+        """The record's title; a user without one shows the username, anything else its id."""
         value = record.get(self.title_field(entity_name))
+        if value in (None, "") and entity_name == "user":
+            value = record.get("username")
         return f"#{record['id']}" if value in (None, "") else str(value)
 
     def prefetch(self, entity_name: str, ids: set[int]) -> None:
@@ -281,6 +288,10 @@ class RecordView(BaseModelView):
     def edit_form(self, obj: RecordRow | None = None) -> Any:
         form = super().edit_form(obj)
         if obj is not None:
+            # Only a freshly loaded form takes the stored version; a posted one keeps what
+            # the user loaded, so a save that lacks it is refused rather than forced through.
+            if request.method == "GET":
+                form[VERSION_FIELD].data = obj.values["version"]
             self._keep_current_links(form, obj)
         return form
 
@@ -335,9 +346,9 @@ class RecordView(BaseModelView):
 
     def _child_table(self, field: Field, rows: list[dict[str, Any]]) -> Markup:
         """Child rows as a read-only HTML table (every value escaped)."""
-        child = self.runtime.app_model.entities.get(field.entity or "")
-        if child is None or not rows:
-            return Markup("<em>no rows</em>") if not rows else Markup(escape(str(rows)))
+        if not rows:
+            return Markup("<em>no rows</em>")
+        child = self.runtime.app_model.entity(field.entity or "")
         columns = [f for f in child.fields.values() if f.type != "table"]
         links = {}
         for column in columns:
@@ -416,11 +427,15 @@ class RecordView(BaseModelView):
         except RecordInvalid as invalid:
             self._show_errors(form, invalid, "The record was not created")
             return False
+        except (PermissionDenied, PluginFailure) as refused:
+            flash(f"The record was not created: {refused}", "error")
+            return False
         return RecordRow(record)
 
     def update_model(self, form: Any, model: RecordRow) -> bool:
         values = submitted_values(form, self._edit_parts.editable, creating=False)
-        version = _version(form[VERSION_FIELD].data) or model.values.get("version")
+        # No fallback to the stored version: without the loaded one the service refuses the save.
+        version = _version(form[VERSION_FIELD].data)
         try:
             record = self.runtime.records.update(
                 self.entity.name, model.values["id"], values, screen_actor(), CHANNEL, version=version
@@ -429,10 +444,13 @@ class RecordView(BaseModelView):
             flash(STALE_MESSAGE, "error")
             return False
         except RecordNotFound:
-            flash("This record was deleted meanwhile.", "error")
+            flash(DELETED_MESSAGE, "error")
             return False
         except RecordInvalid as invalid:
             self._show_errors(form, invalid, "The changes were not saved")
+            return False
+        except (PermissionDenied, PluginFailure) as refused:
+            flash(f"The changes were not saved: {refused}", "error")
             return False
         model.values.clear()
         model.values.update(record)
@@ -442,10 +460,13 @@ class RecordView(BaseModelView):
         try:
             self.runtime.records.delete(self.entity.name, model.values["id"], screen_actor(), CHANNEL)
         except RecordNotFound:
-            flash("This record was deleted meanwhile.", "error")
+            flash(DELETED_MESSAGE, "error")
             return False
         except RecordInvalid as invalid:
             flash("The record was not deleted: " + "; ".join(e.message for e in invalid.errors), "error")
+            return False
+        except (PermissionDenied, PluginFailure) as refused:
+            flash(f"The record was not deleted: {refused}", "error")
             return False
         return True
 
