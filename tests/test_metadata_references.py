@@ -618,6 +618,43 @@ CASES = [
         ],
         id="expressions_everywhere",
     ),
+    pytest.param(
+        {
+            "metadata/x.yaml": """
+                kind: entity
+                name: client
+                renamed_from: customer
+                fields:
+                  full_name: {type: string, renamed_from: [name, title]}
+                  title: string
+            """,
+        },
+        [
+            "metadata/x.yaml:3: renamed_from: [FW-E235] renamed_from 'customer' names an entity that still exists — remove renamed_from, or remove or rename entity 'customer'",
+            "metadata/x.yaml:5: fields.full_name.renamed_from[1]: [FW-E235] renamed_from 'title' names a field of client that still exists — a rename moves the data of the old column into the new one; remove one of the two",
+        ],
+        id="renamed_from_something_that_still_exists",
+    ),
+    pytest.param(
+        {
+            "metadata/x.yaml": """
+                kind: report
+                name: sales_list
+                source: sales_order
+                params:
+                  owner: {type: string, to: user}
+                  size: {type: integer, options: [1, 2]}
+                  region: {type: link}
+                columns: [title, amount]
+            """,
+        },
+        [
+            "metadata/x.yaml:5: params.owner.to: [FW-E230] 'to' does not apply to a string parameter — only for: link",
+            "metadata/x.yaml:6: params.size.options: [FW-E230] 'options' does not apply to an integer parameter — only for: choice",
+            "metadata/x.yaml:7: params.region: [FW-E231] a link parameter needs 'to'",
+        ],
+        id="report_param_keys_for_another_type",
+    ),
 ]
 
 

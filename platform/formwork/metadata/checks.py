@@ -280,7 +280,9 @@ class Checker:
                 self.add("FW-E202", f"action name '{action}' is a standard action", data, ["actions", action], "give the custom action its own name", True)
             self.check_hook(spec.get("hook"), data, ["actions", action, "hook"])
         for index, old in enumerate(entity.renamed_from):
-            self.check_name("old entity", old, data, ["renamed_from", index] if isinstance(data.get("renamed_from"), list) else ["renamed_from"])
+            where = ["renamed_from", index] if isinstance(data.get("renamed_from"), list) else ["renamed_from"]
+            if self.check_name("old entity", old, data, where) and old in self.entities:
+                self.add("FW-E235", f"renamed_from '{old}' names an entity that still exists", data, where, f"remove renamed_from, or remove or rename entity '{old}'")
 
     def check_field(self, entity: Entity, name: str, spec: Located, data: Located, path: list) -> None:
         kind = spec.get("type")
@@ -340,7 +342,9 @@ class Checker:
             self.add("FW-E230", "a field is computed either by 'compute' or by 'compute_hook', not both", data, [*path, "compute_hook"], None, True)
         old = spec.get("renamed_from")
         for index, old_name in enumerate([old] if isinstance(old, str) else old or ()):
-            self.check_name("old field", old_name, data, [*path, "renamed_from"] if isinstance(old, str) else [*path, "renamed_from", index])
+            where = [*path, "renamed_from"] if isinstance(old, str) else [*path, "renamed_from", index]
+            if self.check_name("old field", old_name, data, where) and old_name in entity.fields:
+                self.add("FW-E235", f"renamed_from '{old_name}' names a field of {entity.name} that still exists", data, where, "a rename moves the data of the old column into the new one; remove one of the two")
 
     def check_bounds(self, kind: str, spec: Located, data: Located, path: list) -> None:
         bounds = {}
@@ -627,6 +631,9 @@ class Checker:
                     variables[name] = f"link:{spec['to']}"
             elif kind in PARAM_VARIABLE_TYPES:
                 variables[name] = PARAM_VARIABLE_TYPES[kind]
+            for key, only in (("to", "link"), ("options", "choice")):
+                if key in spec and kind != only:
+                    self.add("FW-E230", f"'{key}' does not apply to {'an' if kind[:1] in 'aeiou' else 'a'} {kind} parameter", data, ["params", name, key], f"only for: {only}", True)
             if kind == "choice" and not spec.get("options"):
                 self.add("FW-E221", "a choice parameter needs 'options'", data, ["params", name], None, True)
             if kind == "daterange" and isinstance(spec.get("default"), str) and spec["default"] not in DATERANGE_PRESETS:
