@@ -116,3 +116,9 @@ def test_child_tables_get_parent_columns():
     assert [fk.column.table.name for fk in table.c.parent_id.foreign_keys] == ["sales_order"]
     assert "lines" not in schema.table("sales_order").c
     assert "status" in schema.table("sales_order").c
+
+
+def test_an_index_declared_twice_is_built_once():
+    twice = entity("ticket", field("owner", "link", to="user"), field("code", index=True), indexes=(("owner",), ("code",)))
+    names = sorted(ix.name for ix in build_schema(make_app(twice)).table("ticket").indexes)
+    assert names == ["ix_ticket_code", "ix_ticket_owner"]

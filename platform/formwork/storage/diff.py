@@ -92,14 +92,16 @@ def plan_migration(engine: sa.Engine, app: App, allow_destructive: bool = False)
         return compute_plan(conn, app, allow_destructive)
 
 
-def compute_plan(
-    conn: sa.Connection, app: App, allow_destructive: bool, now: dt.datetime | None = None
-) -> Plan:
-    """``plan_migration`` on an open connection (migrate plans inside its own transaction)."""
+def compute_plan(conn: sa.Connection, app: App, allow_destructive: bool, target: Schema | None = None) -> Plan:
+    """``plan_migration`` on an open connection (migrate plans inside its own transaction).
+
+    ``target`` is ``build_schema(app)`` when the caller has it already.
+    """
     state = read_state(conn)
     if _unchanged_since(conn, app, state):
         return Plan(dialect=conn.dialect.name, allow_destructive=allow_destructive, metadata_hash=app.metadata_hash)
-    return _Planner(conn, app, allow_destructive, now or dt.datetime.now(dt.UTC), state).plan()
+    planner = _Planner(conn, app, allow_destructive, state, target or build_schema(app))
+    return planner.plan()
 
 
 def _unchanged_since(conn: sa.Connection, app: App, state: MetadataState | None) -> bool:
@@ -116,16 +118,16 @@ def _unchanged_since(conn: sa.Connection, app: App, state: MetadataState | None)
 
 class _Planner:
     def __init__(
-        self, conn: sa.Connection, app: App, allow_destructive: bool, now: dt.datetime, state: MetadataState | None
+        self, conn: sa.Connection, app: App, allow_destructive: bool, state: MetadataState | None, target: Schema
     ) -> None:
         self.conn = conn
         self.app = app
         self.allow_destructive = allow_destructive
-        self.stamp = now.strftime("%Y%m%d%H%M%S")
+        self.stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
         self.inspector = sa.inspect(conn)
         self.existing = set(self.inspector.get_table_names())
         self.managed = set(state.tables) if state else set()
-        self.target = build_schema(app)
+        self.target = target
         self.names = _Names()
         self.ops: list[Operation] = []
         self.added_columns: set[tuple[str, str]] = set()
@@ -134,6 +136,8 @@ class _Planner:
         self._find_renames()
         before = self._schema_before_renames()
         wanted = set(before.metadata.tables)
+        for name in sorted(wanted - self.existing):
+            self._create_table(before.metadata.tables[name])
 
         def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
             # Tables nobody declared are someone else's unless a previous migrate managed them.
@@ -141,7 +145,12 @@ class _Planner:
                 return name in wanted or name in self.managed
             return True
 
-        context = MigrationContext.configure(self.conn, opts={"compare_type": True, "include_name": include_name})
+        def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+            # New tables are planned above, without Alembic copying each of them.
+            return not (type_ == "table" and not reflected and name not in self.existing)
+
+        options = {"compare_type": True, "include_name": include_name, "include_object": include_object}
+        context = MigrationContext.configure(self.conn, opts=options)
         for diff in compare_metadata(context, before.metadata):
             for item in diff if isinstance(diff, list) else [diff]:
                 self._translate(item)
@@ -206,12 +215,15 @@ class _Planner:
 
     # -- translating Alembic's differences ------------------------------------------------------
 
+    def _create_table(self, table: sa.Table) -> None:
+        self._add("create_table", table.name, reason="new table")
+        for index in sorted(table.indexes, key=lambda ix: ix.name):
+            columns = tuple(c.name for c in index.columns)
+            self._add("create_index", table.name, name=index.name, columns=columns, reason=f"index on {', '.join(columns)}")
+
     def _translate(self, item: tuple) -> None:
         kind = item[0]
-        if kind == "add_table":
-            table = item[1]
-            self._add("create_table", table.name, reason="new table")
-        elif kind == "remove_table":
+        if kind == "remove_table":
             self._drop_table(item[1].name)
         elif kind == "add_column":
             self._add_column(self.names.target_table(item[2]), item[3])

@@ -91,10 +91,10 @@ def _migrate_locked(conn: sa.Connection, app: App, allow_destructive: bool, git_
                 raise _busy() from exc
             # A web process holding a table lock must not make ALTER TABLE wait forever.
             conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'")
-        plan = compute_plan(conn, app, allow_destructive)
+        target = build_schema(app)
+        plan = compute_plan(conn, app, allow_destructive, target)
         if plan.blocked:
             raise MigrationRefused(plan, plan.problems())
-        target = build_schema(app)
         if not plan.is_empty:
             _Applier(conn, target, plan).apply()
         state = read_state(conn)

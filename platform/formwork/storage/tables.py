@@ -8,6 +8,7 @@ the same names, and they stay within PostgreSQL's 63 character limit.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -112,7 +113,7 @@ class _SchemaBuilder:
             sa.Column(col("updated_at"), sa.DateTime(timezone=True), nullable=False, server_default=sa.func.current_timestamp()),
             sa.Column(col("created_by"), sa.Integer, nullable=True),
             sa.Column(col("updated_by"), sa.Integer, nullable=True),
-            sa.Column(col("version"), sa.Integer, nullable=False, server_default=sa.text("1")),
+            sa.Column(col("version"), sa.Integer, nullable=False, server_default=sql_literal("1")),
             sa.PrimaryKeyConstraint(col("id"), name=object_name("pk", target)),
         ]
         # use_alter: links make cycles (fw_user <-> fw_department); sorting tables skips these
@@ -141,7 +142,7 @@ class _SchemaBuilder:
             items.append(sa.Index(object_name("ix", target, columns), *[col(c) for c in columns]))
         for columns in entity.unique_together:
             items.append(sa.UniqueConstraint(*[col(c) for c in columns], name=object_name("uq", target, columns)))
-        return sa.Table(self.table_name(entity), self.metadata, *items)
+        return sa.Table(self.table_name(entity), self.metadata, *_without_repeats(items))
 
     def _child_columns(self, entity: Entity) -> list[sa.SchemaItem]:
         target = entity.table
@@ -243,7 +244,7 @@ class _SchemaBuilder:
             sa.Column("payload", sa.JSON, nullable=True),
             sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=now),
             sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
-            sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+            sa.Column("attempts", sa.Integer, nullable=False, server_default=sql_literal("0")),
             sa.Index("ix_fw_event_delivered_at", "delivered_at"),
         )
         sa.Table(
@@ -251,7 +252,7 @@ class _SchemaBuilder:
             md,
             sa.Column("name", sa.String(100), primary_key=True),
             sa.Column("period", sa.String(20), primary_key=True),
-            sa.Column("last_value", sa.Integer, nullable=False, server_default=sa.text("0")),
+            sa.Column("last_value", sa.Integer, nullable=False, server_default=sql_literal("0")),
         )
 
 
@@ -303,10 +304,30 @@ def server_default(fld: Field) -> sa.sql.ClauseElement | str | None:
     if isinstance(value, bool):
         return sa.true() if value else sa.false()
     if isinstance(value, int | float | Decimal):
-        return sa.text(str(value))
+        return sql_literal(str(value))
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True)
     return str(value)
+
+
+def _without_repeats(items: list[sa.SchemaItem]) -> list[sa.SchemaItem]:
+    """Drop indexes and constraints whose name came earlier (``index: true`` plus ``indexes: [[f]]``)."""
+    seen: set[str] = set()
+    kept = []
+    for item in items:
+        name = getattr(item, "name", None) if isinstance(item, sa.Index | sa.Constraint) else None
+        if name is not None and name in seen:
+            continue
+        if name is not None:
+            seen.add(name)
+        kept.append(item)
+    return kept
+
+
+@functools.lru_cache(maxsize=512)
+def sql_literal(text: str) -> sa.TextClause:
+    """A literal SQL default such as ``1``; shared, because building a text clause is slow."""
+    return sa.text(text)
 
 
 def _child_parents(app: App) -> dict[str, set[str]]:
