@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jsonschema import Draft202012Validator
 from metadata_project import problem_lines, write_project
+
+from formwork.metadata.schema import load_schemas
 
 ORDER = """
 kind: entity
@@ -108,3 +111,10 @@ def test_every_mistake_in_every_file_in_one_call_sorted(tmp_path: Path) -> None:
         "metadata/c_broken.yaml:3: [FW-E004] malformed YAML: expected ',' or ']', but got '<stream end>' (column 1)",
         "metadata/c_form.yaml:3: list.page_size: [FW-E105] must be at least 1, not 0",
     ]
+
+
+def test_the_shipped_schemas_are_valid_draft_2020_12() -> None:
+    schemas = load_schemas()
+    assert sorted(schemas) == ["app", "approval", "definitions", "entity", "form", "report", "role", "workflow"]
+    for schema in schemas.values():
+        Draft202012Validator.check_schema(schema)

@@ -39,15 +39,18 @@ def _schema_text(filename: str) -> dict:
     return json.loads(resources.files("formwork.metadata").joinpath("schemas", filename).read_text("utf-8"))
 
 
+def load_schemas() -> dict[str, dict]:
+    """Every JSON Schema shipped in the package: one per kind, plus ``definitions`` shared by them."""
+    return {name: _schema_text(f"{name}.json") for name in ("definitions", *KINDS)}
+
+
 @cache
 def _validators() -> dict[str, Draft202012Validator]:
-    shared = _schema_text("definitions.json")
-    schemas = {kind: _schema_text(f"{kind}.json") for kind in KINDS}
+    schemas = load_schemas()
     registry = Registry().with_resources(
-        [(_BASE_URI + "definitions.json", Resource.from_contents(shared))]
-        + [(_BASE_URI + f"{kind}.json", Resource.from_contents(schema)) for kind, schema in schemas.items()]
+        (_BASE_URI + f"{name}.json", Resource.from_contents(schema)) for name, schema in schemas.items()
     )
-    return {kind: Draft202012Validator(schema, registry=registry) for kind, schema in schemas.items()}
+    return {kind: Draft202012Validator(schemas[kind], registry=registry) for kind in KINDS}
 
 
 def kind_schema(kind: str) -> dict:
