@@ -21,10 +21,10 @@ from formwork.metadata.project import Project, find_project_root, load_project
 from formwork.plugins import load_plugins
 from formwork.records import RecordService
 from formwork.storage import build_schema, make_engine, read_state
+from formwork.web.assets import ui_root
 from formwork.web.forms import entity_label
 from formwork.web.runtime import Runtime
 from formwork.web.screens import menu_layout, register_screens
-from formwork.web.ui import ui_folder
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def create_app(
     engine = engine if engine is not None else _open_engine(project.database_url)
     runtime = build_runtime(project, app_model, engine)
 
-    ui = ui_folder()
+    ui = ui_root()
     app = flask.Flask("formwork", template_folder=str(ui / "templates"), static_folder=str(ui / "static"))
     app.config["SECRET_KEY"] = project.secret_key or _instance_secret(project.instance_dir)
     app.config.update(config or {})

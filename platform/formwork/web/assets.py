@@ -7,7 +7,7 @@ from pathlib import Path
 import formwork
 
 
-def ui_folder() -> Path:
+def ui_root() -> Path:
     """The ``ui`` folder holding ``templates/`` and ``static/``.
 
     A wheel carries it inside the package (``formwork/ui``); a checkout keeps it at the
