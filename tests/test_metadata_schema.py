@@ -118,3 +118,11 @@ def test_the_shipped_schemas_are_valid_draft_2020_12() -> None:
     assert sorted(schemas) == ["app", "approval", "definitions", "entity", "form", "report", "role", "workflow"]
     for schema in schemas.values():
         Draft202012Validator.check_schema(schema)
+
+
+def test_a_field_that_is_neither_a_type_name_nor_a_mapping(tmp_path: Path) -> None:
+    write_project(tmp_path, {"metadata/order.yaml": ORDER + "  quantity: 5\n"})
+    assert problem_lines(tmp_path) == [
+        "metadata/order.yaml:6: fields.quantity: [FW-E102] must be a type name such as string,"
+        " or a mapping such as {type: decimal, digits: [12, 2]}, not 5"
+    ]

@@ -94,7 +94,8 @@ def _messages(error: ValidationError) -> Iterator[tuple[str, str, list, str | No
             if isinstance(instance, dict) and key not in instance:
                 yield "FW-E103", f"missing required key '{key}'", path, None
     elif validator == "type":
-        yield "FW-E102", f"must be {_type_words(error.validator_value)}, not {_describe(instance)}", path, None
+        expected = schema.get("x-expected") or _type_words(error.validator_value)
+        yield "FW-E102", f"must be {expected}, not {_describe(instance)}", path, None
     elif validator in ("enum", "const"):
         allowed = error.validator_value if validator == "enum" else [error.validator_value]
         hint = did_you_mean(instance, [str(a) for a in allowed]) if isinstance(instance, str) else None
