@@ -4,6 +4,7 @@ SQLite file and a real PostgreSQL database."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -993,3 +994,91 @@ def test_sql_follows_links_of_a_table_to_itself(database) -> None:
         "parent.parent.name == 'HQ'": [3],
         "id == $user.department.parent": [2],
     }
+
+
+def random_conditions(count: int, seed: int) -> list[str]:
+    """Conditions built at random from the language's pieces (same seed, same list)."""
+    rng = random.Random(seed)
+    numbers = [
+        "amount",
+        "quantity",
+        "version",
+        "len(lines)",
+        "sum(lines.quantity)",
+        "count(lines.product)",
+        "coalesce(amount, 0)",
+        "abs(amount)",
+        "round(amount)",
+        "7",
+        "-3",
+        "100",
+        "2.5",
+        "year(needed_by)",
+        "days_between(created_at, needed_by)",
+        "max(lines.quantity)",
+        "len(title)",
+        "quantity % 4",
+    ]
+    texts = [
+        "title",
+        "note",
+        "currency",
+        "department.name",
+        "lower(title)",
+        "upper(note)",
+        "'Desk'",
+        "'USD'",
+        "coalesce(note, '')",
+        "title + note",
+        "min(lines.product)",
+        "created_by.username",
+        "'rush'",
+    ]
+    dates = ["needed_by", "created_at", "today()", "date('2024-02-01')", "needed_by + 3", "'2024-03-10'"]
+
+    def number(depth: int) -> str:
+        if depth > 1 or rng.random() < 0.5:
+            return rng.choice(numbers)
+        op = rng.choice(["+", "-", "*", "/"])
+        return f"({number(depth + 1)} {op} {number(depth + 1)})"
+
+    def condition(depth: int) -> str:
+        kind = rng.randrange(9 if depth < 2 else 6)
+        if kind == 0:
+            return f"{number(depth)} {rng.choice(['<', '<=', '>', '>=', '==', '!='])} {number(depth)}"
+        if kind == 1:
+            return f"{rng.choice(texts)} {rng.choice(['==', '!='])} {rng.choice(texts)}"
+        if kind == 2:
+            return f"{rng.choice(dates[:3])} {rng.choice(['<', '<=', '>', '>=', '=='])} {rng.choice(dates)}"
+        if kind == 3:
+            name = rng.choice(["contains", "startswith"])
+            return f"{name}({rng.choice(texts)}, {rng.choice(texts)})"
+        if kind == 4:
+            values = rng.sample(["'USD'", "'EUR'", "'CNY'"], rng.randrange(0, 3))
+            return f"currency {rng.choice(['in', 'not in'])} [{', '.join(values)}]"
+        if kind == 5:
+            return rng.choice(
+                ["urgent", "not urgent", "amount is None", "note is not None", "'gear' in lines.product"]
+            )
+        if kind == 6:
+            return f"not ({condition(depth + 1)})"
+        if kind == 7:
+            return f"({condition(depth + 1)} {rng.choice(['and', 'or'])} {condition(depth + 1)})"
+        return (
+            f"({number(depth + 1)} if {condition(depth + 1)} else {number(depth + 1)}) > {number(depth + 1)}"
+        )
+
+    return [condition(0) for _ in range(count)]
+
+
+def test_sql_agrees_with_python_on_random_conditions(database) -> None:
+    ctx = EvalContext({"id": 1, "username": "ann", "department": 2}, NOW, PARAMS, department_lookup)
+    valid = []
+    for text in random_conditions(400, seed=20241121):
+        try:
+            check(parse(text), scope(VARIABLES), expect="boolean")
+        except ExpressionError:
+            continue  # e.g. a choice compared with text that is not one of its options
+        valid.append(text)
+    assert len(valid) > 300
+    assert cross_check(database, ctx, valid) == []
