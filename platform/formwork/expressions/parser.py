@@ -10,6 +10,7 @@ refused with a located FW-E4xx error.
 from __future__ import annotations
 
 import ast
+import warnings
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
@@ -98,11 +99,18 @@ def parse(text: str) -> Expression:
         )
     if not text.strip():
         raise ExpressionError(SYNTAX, "expression is empty", 1)
-    source = _mark_variables(text)
+    if "\x00" in text:
+        raise ExpressionError(SYNTAX, "expression contains a NUL character", text.index("\x00") + 1)
+    # Python also ends lines at \r; making every line end a \n keeps our line arithmetic and
+    # Python's in step without moving any character
+    source = _mark_variables(text.replace("\r\n", " \n").replace("\r", "\n"))
     try:
-        tree = ast.parse(source, mode="eval")
+        with warnings.catch_warnings():
+            # Python's warnings about its own source ("invalid escape sequence") mean nothing here
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source, mode="eval")
     except SyntaxError as error:
-        raise _syntax_error(text, error) from None
+        raise _syntax_error(source, text, error) from None
     except (RecursionError, MemoryError):
         raise ExpressionError(TOO_COMPLEX, "expression is nested too deeply", 1) from None
     return Expression(text, _Translator(text, source).node(tree.body, 0))
@@ -141,8 +149,8 @@ def _in_name(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 
 
-def _syntax_error(text: str, error: SyntaxError) -> ExpressionError:
-    column = _line_start(text, error.lineno or 1) + (error.offset or 1)
+def _syntax_error(source: str, text: str, error: SyntaxError) -> ExpressionError:
+    column = min(_line_start(source, error.lineno or 1) + (error.offset or 1), len(text) + 1)
     if "too many nested" in (error.msg or ""):
         return ExpressionError(TOO_COMPLEX, "expression is nested too deeply", column)
     if 0 < column <= len(text) and text[column - 1] == "$":
