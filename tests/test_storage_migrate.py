@@ -109,6 +109,22 @@ def test_a_change_made_behind_formworks_back_is_found_despite_the_same_metadata(
     assert plan_migration(engine, app).is_empty
 
 
+def test_with_other_entities_changed_a_hand_made_change_is_still_found(engine):
+    indexed = with_fields(PRODUCT, field("stock", "integer", index=True))
+    note = entity("note", field("text", "text"))
+    migrate(engine, make_app(indexed, note))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX ix_product_stock"))
+    changed = make_app(indexed, with_fields(note, field("author")))
+    plan = plan_migration(engine, changed)
+    assert sorted((op.kind, op.table, op.column or op.name) for op in plan.operations) == [
+        ("add_column", "note", "author"),
+        ("create_index", "product", "ix_product_stock"),
+    ]
+    migrate(engine, changed)
+    assert plan_migration(engine, dataclasses.replace(changed, metadata_hash="x")).is_empty
+
+
 def test_defaults_and_system_columns_fill_themselves(engine):
     migrate(engine, make_app(PRODUCT))
     insert(engine, "product", {"title": "Chair"})

@@ -25,7 +25,7 @@ from alembic.migration import MigrationContext
 import formwork
 from formwork.metadata.model import App
 from formwork.storage.conversion import classify, shape_of
-from formwork.storage.fingerprint import schema_fingerprint
+from formwork.storage.fingerprint import schema_fingerprint, table_digest, table_fingerprints
 from formwork.storage.plan import DESTRUCTIVE, NEEDS_DATA, SAFE, Operation, Plan
 from formwork.storage.state import MetadataState, read_state
 from formwork.storage.tables import MAX_NAME, Schema, _SchemaBuilder, build_schema
@@ -112,7 +112,7 @@ def _unchanged_since(conn: sa.Connection, app: App, state: MetadataState | None)
         and state.metadata_hash == app.metadata_hash
         and state.formwork_version == formwork.__version__
         and state.schema_fingerprint is not None
-        and state.schema_fingerprint == schema_fingerprint(conn, state.tables)
+        and state.schema_fingerprint == schema_fingerprint(table_fingerprints(conn, state.tables))
     )
 
 
@@ -126,6 +126,7 @@ class _Planner:
         self.stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
         self.inspector = sa.inspect(conn)
         self.existing = set(self.inspector.get_table_names())
+        self.state = state
         self.managed = set(state.tables) if state else set()
         self.target = target
         self.names = _Names()
@@ -138,23 +139,28 @@ class _Planner:
         wanted = set(before.metadata.tables)
         for name in sorted(wanted - self.existing):
             self._create_table(before.metadata.tables[name])
+        unchanged = self._unchanged_tables(before, wanted & self.existing)
 
         def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
             # Tables nobody declared are someone else's unless a previous migrate managed them.
             if type_ == "table":
-                return name in wanted or name in self.managed
+                return (name in wanted or name in self.managed) and name not in unchanged
             return True
 
         def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
             # New tables are planned above, without Alembic copying each of them.
-            return not (type_ == "table" and not reflected and name not in self.existing)
+            if type_ == "table":
+                return name in self.existing and name not in unchanged
+            return True
 
-        options = {"compare_type": True, "include_name": include_name, "include_object": include_object}
-        context = MigrationContext.configure(self.conn, opts=options)
-        for diff in compare_metadata(context, before.metadata):
-            for item in diff if isinstance(diff, list) else [diff]:
-                self._translate(item)
-        self._compare_checks(before)
+        # With nothing left to compare, skip Alembic: it reads an empty table list as "all tables".
+        if (self.existing & (wanted | self.managed)) - unchanged:
+            options = {"compare_type": True, "include_name": include_name, "include_object": include_object}
+            context = MigrationContext.configure(self.conn, opts=options)
+            for diff in compare_metadata(context, before.metadata):
+                for item in diff if isinstance(diff, list) else [diff]:
+                    self._translate(item)
+        self._compare_checks(before, unchanged)
         # Alembic also lists the indexes of a removed table; they go with the table.
         dropped = {op.table for op in self.ops if op.kind == "drop_table"}
         self.ops = [op for op in self.ops if op.kind == "drop_table" or op.table not in dropped]
@@ -423,9 +429,28 @@ class _Planner:
         else:
             self._add("add_foreign_key", table, columns[0], name=name, columns=columns, safety=NEEDS_DATA, reason=f"link to {referred}; every value points at a record")
 
-    def _compare_checks(self, before: Schema) -> None:
+    def _unchanged_tables(self, before: Schema, candidates: set[str]) -> set[str]:
+        """Tables whose metadata and database definitions both equal those the last migrate left."""
+        recorded = self.state.table_digests if self.state else {}
+        if not recorded:
+            return set()
+        fingerprints = table_fingerprints(self.conn, candidates)
+        unchanged = set()
+        for name in candidates:
+            digests = recorded.get(name)
+            if (
+                digests
+                and digests.get("database") == fingerprints.get(name)
+                and digests.get("metadata") == table_digest(before.metadata.tables[name])
+            ):
+                unchanged.add(name)
+        return unchanged
+
+    def _compare_checks(self, before: Schema, unchanged: set[str]) -> None:
         """CHECK constraints (choice options), which Alembic's comparison does not cover."""
         for db_name, table in before.metadata.tables.items():
+            if db_name in unchanged:
+                continue
             target = self.names.target_table(db_name)
             wanted = {c.name: c for c in table.constraints if isinstance(c, sa.CheckConstraint)}
             if db_name not in self.existing:

@@ -25,7 +25,7 @@ from formwork.storage import lock
 from formwork.storage.conversion import shape_of, using_clause
 from formwork.storage.diff import compute_plan
 from formwork.storage.engine import BEGIN_IMMEDIATE, SQLITE_BUSY_TIMEOUT_MS
-from formwork.storage.fingerprint import schema_fingerprint
+from formwork.storage.fingerprint import schema_fingerprint, table_digest, table_fingerprints
 from formwork.storage.plan import MigrationFailed, MigrationRefused, Operation, Plan
 from formwork.storage.state import read_state, write_state
 from formwork.storage.tables import Schema, build_schema
@@ -100,7 +100,12 @@ def _migrate_locked(conn: sa.Connection, app: App, allow_destructive: bool, git_
         state = read_state(conn)
         if not plan.is_empty or state is None or state.metadata_hash != app.metadata_hash:
             tables = list(target.table_names)
-            write_state(conn, app.metadata_hash, app.version, git_commit, tables, schema_fingerprint(conn, tables))
+            fingerprints = table_fingerprints(conn, tables)
+            digests = {
+                name: {"metadata": table_digest(target.metadata.tables[name]), "database": fingerprints[name]}
+                for name in fingerprints
+            }
+            write_state(conn, app.metadata_hash, app.version, git_commit, tables, schema_fingerprint(fingerprints), digests)
     return plan
 
 

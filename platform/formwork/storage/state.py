@@ -8,7 +8,7 @@ dropped, so tables someone else created in the same database are left alone.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
@@ -28,6 +28,8 @@ class MetadataState:
     formwork_version: str | None
     tables: tuple[str, ...]
     schema_fingerprint: str | None = None  # see fingerprint.py
+    # table -> {"metadata": table_digest, "database": table fingerprint} right after that migrate
+    table_digests: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def read_state(engine_or_connection: sa.Engine | sa.Connection) -> MetadataState | None:
@@ -50,6 +52,7 @@ def read_state(engine_or_connection: sa.Engine | sa.Connection) -> MetadataState
         formwork_version=row["formwork_version"],
         tables=tuple(row["managed_tables"] or ()),
         schema_fingerprint=row["schema_fingerprint"],
+        table_digests=row["table_digests"] or {},
     )
 
 
@@ -60,6 +63,7 @@ def write_state(
     git_commit: str | None,
     tables: list[str],
     schema_fingerprint: str | None,
+    table_digests: dict[str, dict[str, str]],
 ) -> None:
     """Append a state row (inside the caller's migration transaction)."""
     conn.execute(
@@ -71,6 +75,7 @@ def write_state(
             formwork_version=formwork.__version__,
             managed_tables=sorted(tables),
             schema_fingerprint=schema_fingerprint,
+            table_digests=table_digests,
         )
     )
 
@@ -87,4 +92,5 @@ def _state_table() -> sa.TableClause:
         sa.column("formwork_version", sa.String),
         sa.column("managed_tables", sa.JSON),
         sa.column("schema_fingerprint", sa.String),
+        sa.column("table_digests", sa.JSON),
     )

@@ -210,6 +210,7 @@ class _SchemaBuilder:
             sa.Column("formwork_version", sa.String(40), nullable=True),
             sa.Column("managed_tables", sa.JSON, nullable=True),
             sa.Column("schema_fingerprint", sa.String(64), nullable=True),
+            sa.Column("table_digests", sa.JSON, nullable=True),
         )
         sa.Table(
             "fw_user_role",
