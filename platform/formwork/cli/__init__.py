@@ -14,6 +14,7 @@ from formwork.cli.database import migrate_command, plan_command, seed_command
 from formwork.cli.metadata import validate_command
 from formwork.cli.scaffold import init_command
 from formwork.cli.serve import serve_command
+from formwork.cli.transfer import export_command, import_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,7 +23,7 @@ def cli() -> None:
     """Formwork: run a deployment described by metadata files."""
 
 
-for command in (validate_command, plan_command, migrate_command, seed_command, serve_command, init_command):
+for command in (validate_command, plan_command, migrate_command, seed_command, serve_command, init_command, import_command, export_command):
     cli.add_command(command)
 
 
