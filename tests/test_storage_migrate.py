@@ -184,6 +184,35 @@ def test_extending_the_built_in_user_keeps_every_link_to_it(engine):
     assert plan_migration(engine, app).is_empty
 
 
+def test_a_new_link_to_a_new_entity_on_a_table_with_rows(engine):
+    migrate(engine, make_app(PRODUCT))
+    insert(engine, "product", {"title": "Chair"})
+    brand = entity("brand", field("name"))
+    linked = with_fields(PRODUCT, field("brand", "link", to="brand"))
+    migrate(engine, make_app(linked, brand))
+    insert(engine, "brand", {"name": "Acme"})
+    [(acme,)] = select(engine, "SELECT id FROM brand")
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE product SET brand = :b"), {"b": acme})
+    with pytest.raises(sa.exc.IntegrityError):
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE product SET brand = :b"), {"b": acme + 1})
+
+
+def test_a_text_field_becomes_a_link_when_its_values_are_record_ids(engine):
+    base = with_fields(PRODUCT, field("maker", max_length=20))
+    migrate(engine, make_app(base))
+    insert(engine, "fw_user", {"username": "ann"})
+    [(ann,)] = select(engine, "SELECT id FROM fw_user")
+    insert(engine, "product", {"title": "Chair", "maker": str(ann)})
+    linked = make_app(with_fields(base, field("maker", "link", to="user")))
+    plan = migrate(engine, linked)
+    assert {op.kind for op in plan.operations} == {"alter_type", "add_foreign_key", "create_index"}
+    assert select(engine, "SELECT maker FROM product") == [(ann,)]
+    with pytest.raises(sa.exc.IntegrityError):
+        insert(engine, "product", {"title": "Desk", "maker": ann + 1})
+
+
 def test_required_field_without_default_is_refused_on_a_table_with_rows(engine):
     migrate(engine, make_app(PRODUCT))
     insert(engine, "product", {"title": "Chair"}, {"title": "Table"})

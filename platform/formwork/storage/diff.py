@@ -33,14 +33,16 @@ from formwork.storage.tables import MAX_NAME, Schema, _SchemaBuilder, build_sche
 SAMPLE_SIZE = 5
 ARCHIVE_PREFIX = "fw_archive_"
 
-# Order in which migrate applies operation kinds: renames first, then removals (so names
-# and columns are free), then changes, then additions, table drops last.
+# Order in which migrate applies operation kinds: renames first, new tables (which other
+# tables' new links may need), removals (so names and columns are free), changes,
+# additions, table drops last.
 APPLY_ORDER = {
     kind: i
     for i, kind in enumerate(
         (
             "rename_table",
             "rename_column",
+            "create_table",
             "drop_index",
             "drop_unique",
             "drop_check",
@@ -48,7 +50,6 @@ APPLY_ORDER = {
             "drop_column",
             "alter_type",
             "alter_nullable",
-            "create_table",
             "add_column",
             "add_foreign_key",
             "add_unique",
@@ -406,6 +407,10 @@ class _Planner:
         referred = constraint.referred_table.name
         if self._is_new(table) or self._is_new(referred) or (table, columns[0]) in self.added_columns:
             self._add("add_foreign_key", table, name=name, columns=columns, reason=f"link to {referred}")
+            return
+        if any(op.kind == "alter_type" and (op.table, op.column) == (table, columns[0]) for op in self.ops):
+            # The values are converted first; the database checks them when the link is added.
+            self._add("add_foreign_key", table, columns[0], name=name, columns=columns, safety=NEEDS_DATA, reason=f"link to {referred}")
             return
         column = self._q(self.names.db_column(table, columns[0]))
         query = (

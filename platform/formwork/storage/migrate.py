@@ -153,14 +153,15 @@ class _Applier:
         for op in by_kind["rename_column"]:
             self.current = op
             self._execute(f"ALTER TABLE {self._q(op.table)} RENAME COLUMN {self._q(op.old_name)} TO {self._q(op.column)}")
+        # New tables before the changes to existing ones: a new link column may point at them.
         new_tables = [op.table for op in by_kind["create_table"]]
+        self._create_tables(new_tables, by_kind["create_index"])
         per_table: dict[str, list[Operation]] = defaultdict(list)
         for op in self.plan.operations:
             if op.kind in BATCH_KINDS and op.table not in new_tables:
                 per_table[op.table].append(op)
         for table, table_ops in per_table.items():
             self._alter_table(table, table_ops)
-        self._create_tables(new_tables, by_kind["create_index"])
         for op in by_kind["drop_table"]:
             self.current = op
             self._execute(f"CREATE TABLE {self._q(op.detail['archive'])} AS SELECT * FROM {self._q(op.table)}")
