@@ -19,18 +19,26 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from formwork.expressions import ExpressionError, parse
 from formwork.metadata.model import APPROVAL_STATUSES, STATUS_FIELD, App, Approval, Entity, Field
 from formwork.plugins import HookRegistry
 from formwork.records import journal, persist
 from formwork.records.actor import Actor
 from formwork.records.coerce import WrongType, coerce_id, coerce_value, is_empty, to_utc
-from formwork.records.errors import RECORD, FieldError, RecordInvalid, RecordNotFound, StaleVersion
+from formwork.records.errors import (
+    RECORD,
+    FieldError,
+    PermissionDenied,
+    RecordInvalid,
+    RecordNotFound,
+    StaleVersion,
+)
 from formwork.records.formulas import Formulas
 from formwork.records.hooks import HookContext, call_hook
-from formwork.records.intake import ROW_ID, USER_CHANNELS, Intake, read_values
+from formwork.records.intake import ROW_ID, USER_CHANNELS, WORKFLOW_CHANNEL, Intake, read_values
 from formwork.records.listing import count_rows, list_rows
 from formwork.records.numbering import next_number
-from formwork.records.policy import AllowAll, RecordPolicy
+from formwork.records.policy import Access, AllowAll, RecordPolicy
 from formwork.records.query import RecordQuery
 from formwork.records.rows import lookup_in, read_record
 from formwork.records.rules import RowScope, Validation, entity_label
@@ -39,6 +47,8 @@ from formwork.storage import Schema
 log = logging.getLogger(__name__)
 
 CHANNELS = ("api", "screen", "import", "workflow", "plugin", "seed", "cli")
+# Channels where a person supplies the values: the field rules of their roles apply there.
+PERSON_CHANNELS = frozenset({"api", "screen", "import"})
 # The initial status of a record under an approval (a workflow names its own).
 APPROVAL_INITIAL = APPROVAL_STATUSES[0]
 
@@ -111,28 +121,34 @@ class RecordService:
         """The record with its child rows nested; ``RecordNotFound`` when it does not exist
         or the actor may not see it."""
         ent = self._entity(entity)
+        self.policy.authorize("read", entity, actor, None, None)
         with self._reading() as conn:
             record = read_record(conn, self.app, self.tables, ent, record_id)
-            if record is None or not self._visible(conn, ent, record_id, actor):
-                raise RecordNotFound(entity, record_id)
-        self.policy.authorize("read", entity, actor, None, record)
-        return record
+            shown = self._shown(conn, ent, [record], actor) if record is not None else []
+        if not shown:
+            raise RecordNotFound(entity, record_id)
+        return shown[0]
 
     def list(self, entity: str, actor: Actor, query: RecordQuery) -> list[dict[str, Any]]:
-        """Records matching ``query`` (without child rows), as the actor may see them."""
+        """Records matching ``query`` (without child rows), as the actor may see them: rows
+        outside the actor's row rules are left out, hidden fields removed; filtering, searching
+        or sorting by a hidden field is refused (``RecordInvalid``, code ``hidden``)."""
         ent = self._entity(entity)
         self.policy.authorize("read", entity, actor, None, None)
+        query = self._without_hidden(ent, actor, query)
         table = self.tables[ent.name]
         with self._reading() as conn:
-            return list_rows(conn, self.app, ent, table, query, self.policy.row_filter(entity, actor, table))
+            rows = list_rows(conn, self.app, self.tables, ent, query, self.policy.row_filter(entity, actor, table), actor, to_utc(self.clock()))
+            return self._shown(conn, ent, rows, actor, within_rows=True)
 
     def count(self, entity: str, actor: Actor, query: RecordQuery) -> int:
         """How many records match ``query``'s filters and search (sort and paging ignored)."""
         ent = self._entity(entity)
         self.policy.authorize("read", entity, actor, None, None)
+        query = self._without_hidden(ent, actor, query)
         table = self.tables[ent.name]
         with self._reading() as conn:
-            return count_rows(conn, self.app, ent, table, query, self.policy.row_filter(entity, actor, table))
+            return count_rows(conn, self.app, self.tables, ent, query, self.policy.row_filter(entity, actor, table), actor, to_utc(self.clock()))
 
     # ----------------------------------------------------------------- writes
 
@@ -142,7 +158,9 @@ class RecordService:
         ent = self._entity(entity)
         self.policy.authorize("create", entity, actor, channel, None)
         with self.transaction() as conn:
-            return self._create(conn, ent, values, actor, channel)
+            saved = self._create(conn, ent, values, actor, channel)
+            shown = self._shown(conn, ent, [saved], actor)
+        return shown[0] if shown else {"id": saved["id"], "version": saved["version"]}
 
     def create_many(self, entity: str, rows: Iterable[Mapping[str, Any]], actor: Actor, channel: str) -> int:
         """Create every row in one transaction and return how many; on any problem nothing
@@ -173,13 +191,17 @@ class RecordService:
         A table field given replaces the rows: rows with an ``id`` are kept and updated,
         rows without are added, rows left out are deleted."""
         ent = self._entity(entity)
+        self.policy.authorize("update", entity, actor, channel, None)
         with self.transaction() as conn:
-            return self._update(conn, ent, record_id, values, actor, channel, version)
+            saved = self._update(conn, ent, record_id, values, actor, channel, version)
+            shown = self._shown(conn, ent, [saved], actor)
+        return shown[0] if shown else {"id": saved["id"], "version": saved["version"]}
 
     def delete(self, entity: str, record_id: int, actor: Actor, channel: str, version: int | None = None) -> None:
         """Delete a record and its child rows; the audit trail keeps a full snapshot.
         Refused (``RecordInvalid``, code in_use) while other records link to it."""
         ent = self._entity(entity)
+        self.policy.authorize("delete", entity, actor, channel, None)
         with self.transaction() as conn:
             self._delete(conn, ent, record_id, actor, channel, version)
 
@@ -187,7 +209,8 @@ class RecordService:
 
     def _create(self, conn: sa.Connection, ent: Entity, values: Mapping[str, Any], actor: Actor, channel: str) -> dict[str, Any]:
         now = to_utc(self.clock())
-        intake = read_values(self.app, ent, values, channel, None)
+        hidden, locked = self._field_locks(ent, self.policy.accesses(ent.name, actor, self.tables[ent.name], "create"), channel)
+        intake = read_values(self.app, ent, values, channel, None, hidden=hidden, locked=locked)
         record = self._with_defaults(conn, ent, intake.values, actor, now)
         if ent.has_status and record.get(STATUS_FIELD) is None:
             record[STATUS_FIELD] = self._initial_status(ent)
@@ -204,6 +227,8 @@ class RecordService:
         record_id = persist.insert_row(conn, table, ent, record, actor, now)
         for name, child_name, _rows in self._table_fields(ent, None):
             persist.replace_rows(conn, self.tables, name, self.app.entity(child_name), record_id, [], record[name], actor, now)
+        if not self._reaches(conn, ent, record_id, actor, "create"):
+            raise PermissionDenied("create", ent.name, f"you may not create this {ent.name} record: it falls outside the records your roles let you create")
         saved = self._reread(conn, ent, record_id)
         self._journal(conn, ent, record_id, "create", "created", channel, actor, now, None, saved)
         self._hook(ent, "after_save", saved, ctx)
@@ -215,12 +240,18 @@ class RecordService:
         if old is None or not self._visible(conn, ent, record_id, actor):
             raise RecordNotFound(ent.name, record_id)
         self.policy.authorize("update", ent.name, actor, channel, old)
+        # a workflow transition may move any record the user can read; its roles were checked
+        row_action = "read" if channel == WORKFLOW_CHANNEL else "update"
+        granted = self._matching(conn, ent, [record_id], actor, row_action)[record_id]
+        if not granted:
+            raise PermissionDenied("update", ent.name, f"you may not update this {ent.name} record")
         version = _read_version(version)
         if version is None and channel in USER_CHANNELS:
             raise RecordInvalid([FieldError("version", "version_required", "is required: send the version you loaded, so nobody's changes are overwritten")])
         if version is not None and version != old["version"]:
             raise StaleVersion(ent.name, record_id, old["version"])
-        intake = read_values(self.app, ent, values, channel, old)
+        hidden, locked = self._field_locks(ent, granted, channel)
+        intake = read_values(self.app, ent, values, channel, old, hidden=hidden, locked=locked)
         # copies: hooks may change the record, ``old`` must stay what was stored
         record = {k: [dict(r) for r in v] if isinstance(v, list) and k in ent.fields else v for k, v in old.items()}
         record.update(intake.values)
@@ -244,6 +275,8 @@ class RecordService:
         for name in tables_changed:
             child = self.app.entity(ent.fields[name].entity or "")
             persist.replace_rows(conn, self.tables, name, child, record_id, old[name], record[name], actor, now)
+        if not self._reaches(conn, ent, record_id, actor, row_action):
+            raise PermissionDenied("update", ent.name, f"you may not make this change: the {ent.name} record would fall outside the records your roles let you update")
         saved = self._reread(conn, ent, record_id)
         self._journal(conn, ent, record_id, "update", "updated", channel, actor, now, old, saved)
         self._hook(ent, "after_save", saved, ctx)
@@ -255,6 +288,8 @@ class RecordService:
         if old is None or not self._visible(conn, ent, record_id, actor):
             raise RecordNotFound(ent.name, record_id)
         self.policy.authorize("delete", ent.name, actor, channel, old)
+        if not self._reaches(conn, ent, record_id, actor, "delete"):
+            raise PermissionDenied("delete", ent.name, f"you may not delete this {ent.name} record")
         version = _read_version(version)
         if version is not None and version != old["version"]:
             raise StaleVersion(ent.name, record_id, old["version"])
@@ -289,6 +324,88 @@ class RecordService:
         if limit is None:
             return True
         return conn.execute(sa.select(table.c.id).where(table.c.id == record_id, limit)).first() is not None
+
+    def _matching(self, conn: sa.Connection, ent: Entity, record_ids: list[int], actor: Actor, action: str) -> dict[int, list[Access]]:
+        """record id -> the accesses of ``action`` whose rows include that record (one query)."""
+        table = self.tables[ent.name]
+        accesses = self.policy.accesses(ent.name, actor, table, action)
+        if not record_ids or all(a.rows is None for a in accesses):
+            return {record_id: list(accesses) for record_id in record_ids}
+        flags = [sa.case((a.rows, 1), else_=0) if a.rows is not None else sa.literal(1) for a in accesses]
+        query = sa.select(table.c.id, *[flag.label(f"a{n}") for n, flag in enumerate(flags)]).where(table.c.id.in_(record_ids))
+        found: dict[int, list[Access]] = {record_id: [] for record_id in record_ids}
+        for row in conn.execute(query):
+            found[row[0]] = [a for a, flag in zip(accesses, row[1:], strict=True) if flag]
+        return found
+
+    def _reaches(self, conn: sa.Connection, ent: Entity, record_id: int, actor: Actor, action: str) -> bool:
+        """True when some grant of ``action`` covers the record as it is now in ``conn``."""
+        return bool(self._matching(conn, ent, [record_id], actor, action)[record_id])
+
+    def _shown(self, conn: sa.Connection, ent: Entity, records: list[dict[str, Any]], actor: Actor, within_rows: bool = False) -> list[dict[str, Any]]:
+        """``records`` the actor may read, each without the fields hidden from them there;
+        ``within_rows`` when the records were selected with the actor's row filter already.
+
+        A field is hidden on a record when every read grant covering that record hides it."""
+        table = self.tables[ent.name]
+        accesses = self.policy.accesses(ent.name, actor, table, "read")
+        if not accesses:
+            return []
+        if len({a.hidden for a in accesses}) == 1 and (within_rows or all(a.rows is None for a in accesses)):
+            hidden = accesses[0].hidden
+            return [_without(record, hidden) for record in records]
+        granted = self._matching(conn, ent, [r["id"] for r in records], actor, "read")
+        return [_without(r, frozenset.intersection(*[a.hidden for a in granted[r["id"]]])) for r in records if granted.get(r["id"])]
+
+    def _field_locks(self, ent: Entity, granted: Iterable[Access], channel: str) -> tuple[frozenset[str], frozenset[str]]:
+        """(hidden, read-only) fields for values a person gives on ``channel``: a field is
+        writable when one of the ``granted`` accesses leaves it writable."""
+        granted = list(granted)
+        if channel not in PERSON_CHANNELS or not granted:
+            return frozenset(), frozenset()
+        hidden = frozenset.intersection(*[a.hidden for a in granted])
+        locked = frozenset.intersection(*[a.hidden | a.read_only for a in granted]) - hidden
+        return hidden, locked
+
+    def _without_hidden(self, ent: Entity, actor: Actor, query: RecordQuery) -> RecordQuery:
+        """``query`` with hidden fields left out of the default search; ``RecordInvalid`` when it
+        filters, searches or sorts by a field hidden from the actor (here or through a link)."""
+        hidden = self.policy.hidden_fields(ent.name, actor)
+        errors: list[FieldError] = []
+
+        def refuse(name: str, what: str, field: str) -> None:
+            errors.append(FieldError(field, "hidden", f"cannot {what} by '{name}': it is hidden from you"))
+
+        named = [(n, "filter") for n in query.filters] + [(c.field, "filter") for c in query.conditions]
+        named += [(key.lstrip("-+"), "sort") for key in query.sort] + [(n, "search") for n in query.search_fields]
+        for name, what in named:
+            if name in hidden:
+                refuse(name, what, name)
+        if query.expression:
+            for path in _expression_paths(query.expression):
+                if self._path_hidden(ent, path, actor):
+                    refuse(path, "filter", "filter")
+        if errors:
+            raise RecordInvalid(errors)
+        if query.search and not query.search_fields and hidden:
+            fields = tuple(f for f in _default_search(self.app, ent) if f not in hidden)
+            if not fields:
+                raise RecordInvalid([FieldError("search", "hidden", "cannot search: the fields a search looks into are hidden from you")])
+            return replace(query, search_fields=fields)
+        return query
+
+    def _path_hidden(self, ent: Entity, path: str, actor: Actor) -> bool:
+        """True when a step of a field path (``requester.phone``) is hidden from the actor."""
+        entity = ent
+        for part in path.split("."):
+            if part in self.policy.hidden_fields(entity.name, actor):
+                return True
+            fld = entity.fields.get(part)
+            target = fld.to if fld is not None and fld.type == "link" else fld.entity if fld is not None and fld.type == "table" else None
+            if target is None or target not in self.app.entities:
+                return False
+            entity = self.app.entities[target]
+        return False
 
     def _reread(self, conn: sa.Connection, ent: Entity, record_id: int) -> dict[str, Any]:
         record = read_record(conn, self.app, self.tables, ent, record_id)
@@ -419,6 +536,29 @@ class RecordService:
         journal.write_audit(conn, self._audit, entity=ent.name, record_id=record_id, action=action, channel=channel, actor=actor, at=now, changes=changes)
         payload = {"record": new if new is not None else old, "changes": changes, "channel": channel, "user_id": actor.user_id}
         journal.write_event(conn, self._events, entity=ent.name, record_id=record_id, action=event, at=now, payload=payload)
+
+
+def _without(record: dict[str, Any], hidden: frozenset[str]) -> dict[str, Any]:
+    """``record`` without the ``hidden`` fields."""
+    return {k: v for k, v in record.items() if k not in hidden} if hidden else record
+
+
+def _expression_paths(text: str) -> tuple[str, ...]:
+    """The field paths a ``filter=`` expression names (none when it does not parse: the
+    listing reports that)."""
+    try:
+        return parse(text).field_paths()
+    except ExpressionError:
+        return ()
+
+
+def _default_search(app: App, entity: Entity) -> tuple[str, ...]:
+    """The fields a search looks into when the caller names none: the form's list search
+    fields, else the title field."""
+    form = app.form_for(entity.name)
+    if form is not None and form.list is not None and form.list.search:
+        return tuple(form.list.search)
+    return (entity.title_field,) if entity.title_field else ()
 
 
 def _read_version(version: Any) -> int | None:
