@@ -18,7 +18,7 @@ from flask_admin.theme import Bootstrap4Theme
 from formwork.metadata import compile_project
 from formwork.metadata.model import App, label_text
 from formwork.metadata.project import Project, find_project_root, load_project
-from formwork.plugins import load_plugins
+from formwork.plugins import HookRegistry, load_plugins
 from formwork.records import RecordService
 from formwork.storage import build_schema, make_engine, read_state
 from formwork.web.assets import ui_root
@@ -46,13 +46,17 @@ def create_app(
     other metadata it logs a warning and every page shows a banner. ``config`` entries
     override Flask settings.
     """
-    app_model = app_model if app_model is not None else compile_project(project)
+    # Plugin modules are imported once, for the compiler's name checks and the runtime alike.
+    hooks = load_plugins(project.plugin_dirs, project.display)
+    app_model = app_model if app_model is not None else compile_project(project, hooks)
     engine = engine if engine is not None else _open_engine(project.database_url)
-    runtime = build_runtime(project, app_model, engine)
+    runtime = build_runtime(project, app_model, engine, hooks)
 
     ui = ui_root()
     app = flask.Flask("formwork", template_folder=str(ui / "templates"), static_folder=str(ui / "static"))
     app.config["SECRET_KEY"] = project.secret_key or _instance_secret(project.instance_dir)
+    # The session holds the forms' CSRF secret; other sites' forms must not send it along.
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config.update(config or {})
     app.extensions["formwork"] = runtime
 
@@ -89,9 +93,10 @@ def create_app(
     return app
 
 
-def build_runtime(project: Project, app_model: App, engine: sa.Engine) -> Runtime:
-    """The tables, plugin hooks and record service of a compiled app on ``engine``."""
-    hooks = load_plugins(project.plugin_dirs, project.display)
+def build_runtime(project: Project, app_model: App, engine: sa.Engine, hooks: HookRegistry | None = None) -> Runtime:
+    """The tables, plugin hooks and record service of a compiled app on ``engine``; the
+    project's plugins are loaded unless ``hooks`` holds them already."""
+    hooks = hooks if hooks is not None else load_plugins(project.plugin_dirs, project.display)
     schema = build_schema(app_model)
     records = RecordService(app_model, schema, engine, hooks)
     return Runtime(
