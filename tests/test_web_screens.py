@@ -172,6 +172,25 @@ def test_create_writes_through_the_record_service(served: Served) -> None:
     assert item["owner"] is None and item["notes"] is None
 
 
+def test_builtin_department_and_user_screens_with_links(served: Served) -> None:
+    client = served.app.test_client()
+    form = client.get("/admin/department/new/").get_data(as_text=True)
+    assert client.post("/admin/department/new/", data={"csrf_token": csrf_token(form), "name": "Ops", "code": "OPS"}).status_code == 302
+    [ops] = served.runtime.records.list("department", Actor.system(), RecordQuery())
+    form = client.get("/admin/user/new/").get_data(as_text=True)
+    assert f'<option value="{ops["id"]}">Ops</option>' in form
+    active = re.search(r'<input[^>]*id="active"[^>]*>', form)
+    assert active and "checked" in active.group(0), "the checkbox shows the default (true)"
+    response = client.post(
+        "/admin/user/new/", data={"csrf_token": csrf_token(form), "username": "kim", "department": str(ops["id"]), "active": "y"}
+    )
+    assert response.status_code == 302
+    [kim] = served.runtime.records.list("user", Actor.system(), RecordQuery())
+    assert (kim["username"], kim["department"], kim["active"]) == ("kim", ops["id"], True)
+    listing = client.get("/admin/user/").get_data(as_text=True)
+    assert "kim" in listing and "Ops" in listing
+
+
 def test_create_with_a_bad_value_shows_the_error_and_writes_nothing(served: Served) -> None:
     client = served.app.test_client()
     form = client.get("/admin/item/new/").get_data(as_text=True)
