@@ -18,6 +18,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from formwork.metadata.model import STATUS_FIELD, App, Entity, Field
+from formwork.workflow.tables import add_workflow_tables
 
 # PostgreSQL truncates identifiers silently at 63 bytes; we shorten with a hash instead.
 MAX_NAME = 63
@@ -255,6 +256,7 @@ class _SchemaBuilder:
             sa.Column("period", sa.String(20), primary_key=True),
             sa.Column("last_value", sa.Integer, nullable=False, server_default=sql_literal("0")),
         )
+        add_workflow_tables(md, user_table)
 
 
 def check_name(table: str, field: str, options: tuple[str, ...]) -> str:
