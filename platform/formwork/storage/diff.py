@@ -26,7 +26,7 @@ import formwork
 from formwork.metadata.model import App
 from formwork.storage.conversion import classify, shape_of
 from formwork.storage.fingerprint import schema_fingerprint, table_digest, table_fingerprints
-from formwork.storage.plan import DESTRUCTIVE, NEEDS_DATA, SAFE, Operation, Plan
+from formwork.storage.plan import DESTRUCTIVE, NEEDS_DATA, Operation, Plan
 from formwork.storage.state import MetadataState, read_state
 from formwork.storage.tables import MAX_NAME, Schema, _SchemaBuilder, build_schema
 
@@ -477,10 +477,16 @@ class _Planner:
         target_column = self.names.target_column(table, column)
         entity = next(e for e in self.app.entities.values() if e.table == table)
         allowed = entity.fields[target_column].option_values
-        new_column = (table, target_column) in self.added_columns
-        values = [] if new_column else self._column_values(table, target_column)
-        bad = [v for v in values if v not in allowed]
-        if bad:
+        if (table, target_column) in self.added_columns:
+            self._add("add_check", table, target_column, name=name, reason=f"allowed values {', '.join(allowed)}")
+            return
+        db_column = sa.column(self.names.db_column(table, target_column))
+        outside = sa.and_(db_column.is_not(None), db_column.not_in(list(allowed)))
+        db_table = sa.table(self.names.db_table(table), db_column)
+        count = self.conn.execute(sa.select(sa.func.count()).select_from(db_table).where(outside)).scalar_one()
+        if count:
+            query = sa.select(db_column).select_from(db_table).where(outside).distinct().order_by(db_column).limit(SAMPLE_SIZE)
+            samples = list(self.conn.execute(query).scalars())
             self._add(
                 "add_check",
                 table,
@@ -489,11 +495,11 @@ class _Planner:
                 safety=NEEDS_DATA,
                 blocked=True,
                 code="FW-E510",
-                reason=f"allowed values {', '.join(allowed)}, but {len(bad)} row(s) hold other values",
-                detail={"rows": len(bad), "samples": _distinct(bad)[:SAMPLE_SIZE], "hint": "change these values to allowed options first"},
+                reason=f"allowed values {', '.join(allowed)}, but {count} row(s) hold other values",
+                detail={"rows": count, "samples": samples, "hint": "change these values to allowed options first"},
             )
         else:
-            self._add("add_check", table, target_column, name=name, safety=NEEDS_DATA if values else SAFE, reason=f"allowed values {', '.join(allowed)}")
+            self._add("add_check", table, target_column, name=name, safety=NEEDS_DATA, reason=f"allowed values {', '.join(allowed)}")
 
     # -- data questions --------------------------------------------------------------------
 
@@ -509,16 +515,20 @@ class _Planner:
         query = f"SELECT COUNT(*) FROM {self._q(db_table)}" + (f" WHERE {where}" if where else "")
         return int(self.conn.exec_driver_sql(query).scalar_one())
 
-    def _column_values(self, table: str, column: str) -> list[Any]:
-        if self._is_new(table):
-            return []
+    def _values_failing(self, table: str, column: str, accepts: Any) -> tuple[int, list[Any]]:
+        """How many stored values ``accepts`` rejects, and up to five distinct ones of them."""
+        if self._is_new(table) or (table, column) in self.added_columns:
+            return 0, []
         db_column = self._q(self.names.db_column(table, column))
         query = f"SELECT {db_column} FROM {self._q(self.names.db_table(table))} WHERE {db_column} IS NOT NULL"
-        return [row[0] for row in self.conn.exec_driver_sql(query)]
-
-    def _values_failing(self, table: str, column: str, accepts: Any) -> tuple[int, list[Any]]:
-        failing = [v for v in self._column_values(table, column) if not accepts(v)]
-        return len(failing), _distinct(failing)[:SAMPLE_SIZE]
+        failing, samples = 0, []
+        # Streamed: a large table is read once and never held in memory.
+        for (value,) in self.conn.exec_driver_sql(query, execution_options={"yield_per": 1000}):
+            if not accepts(value):
+                failing += 1
+                if len(samples) < SAMPLE_SIZE and value not in samples:
+                    samples.append(value)
+        return failing, samples
 
     def _add(self, kind: str, table: str, column: str | None = None, **values: Any) -> None:
         self.ops.append(Operation(kind=kind, table=table, column=column, **values))
@@ -535,11 +545,3 @@ def archive_name(table: str, stamp: str, column: str | None = None) -> str:
     if len(head) > room:
         head = f"{head[: room - 9]}_{hashlib.sha1(head.encode()).hexdigest()[:8]}"
     return f"{head}_{stamp}"
-
-
-def _distinct(values: list[Any]) -> list[Any]:
-    seen: list[Any] = []
-    for value in values:
-        if value not in seen:
-            seen.append(value)
-    return seen

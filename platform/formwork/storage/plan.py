@@ -158,13 +158,14 @@ class MigrationRefused(Exception):
         super().__init__("\n".join(p.format() for p in problems))
 
 
-class MigrationFailed(Exception):
-    """The database rejected a statement during migrate; everything was rolled back."""
+class MigrationFailed(MigrationRefused):
+    """The database rejected a statement during migrate; everything was rolled back.
+
+    A kind of refusal: as with any MigrationRefused, the database is as it was.
+    """
 
     def __init__(self, plan: Plan, problem: Problem):
-        self.plan = plan
-        self.problems = [problem]
-        super().__init__(problem.format())
+        super().__init__(plan, [problem])
 
 
 def _json_ready(value: Any) -> Any:
