@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from formwork.plugins import PluginError
 from formwork.records import (
     Actor,
+    AllowAll,
     FieldError,
     PermissionDenied,
     RecordInvalid,
@@ -88,8 +89,9 @@ def test_the_system_actor_writes_without_a_user(world):
     assert world.rows("fw_audit")[-1]["user_id"] is None
 
 
-class OwnTicketsOnly:
-    """A policy like the security stage will plug in: no deletes, and only your own tickets."""
+class OwnTicketsOnly(AllowAll):
+    """A policy like the security stage's: no deletes, and only your own tickets (every
+    field readable and writable on them, as ``AllowAll`` says)."""
 
     def authorize(self, action, entity, actor, channel, record):
         if action == "delete":

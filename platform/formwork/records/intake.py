@@ -31,6 +31,7 @@ USER_CHANNELS = frozenset({"api", "screen"})
 WORKFLOW_CHANNEL = "workflow"
 # Key of a child row that names an existing row to keep and update.
 ROW_ID = "id"
+READ_ONLY_FOR_YOU = "is read-only for you"
 
 
 @dataclass
@@ -88,16 +89,22 @@ def read_values(
     intake: Intake | None = None,
     prefix: str = "",
     in_row: bool = False,
+    hidden: frozenset[str] = frozenset(),
+    locked: frozenset[str] = frozenset(),
 ) -> Intake:
     """Check and convert ``values`` for ``entity``; ``old`` is the stored record (None on create).
 
     Values of computed fields are dropped (they are always recomputed). Table fields take
-    a list of row mappings, read recursively with paths like ``lines[2].quantity``."""
+    a list of row mappings, read recursively with paths like ``lines[2].quantity``.
+    ``hidden`` and ``locked`` are the fields the actor's permissions hide or keep
+    read-only: a hidden field given is refused, a locked one when its value changes."""
     intake = intake if intake is not None else Intake()
     for key, raw in values.items():
         key = str(key)
         path = f"{prefix}{key}"
         problem = _key_problem(entity, key, channel, in_row)
+        if problem is None and key in hidden:
+            problem = "hidden", "is hidden from you and cannot be written"
         if problem is not None:
             intake.refuse(path, *problem)
             continue
@@ -113,7 +120,11 @@ def read_values(
         if is_computed(entity, key):
             continue
         if fld.type == "table":
-            intake.rows[key] = _read_rows(app, fld.entity or "", raw, channel, intake, path)
+            rows = _read_rows(app, fld.entity or "", raw, channel, intake, path)
+            if key in locked and not _same_rows(rows, old.get(key) if old is not None else None):
+                intake.refuse(path, "read_only", READ_ONLY_FOR_YOU)
+                continue
+            intake.rows[key] = rows
             continue
         try:
             typed = coerce_value(fld, raw)
@@ -124,6 +135,9 @@ def read_values(
         # child rows are not compared: a row's stored values are matched only when saving
         if fld.read_only and not in_row and channel in USER_CHANNELS and typed != before:
             intake.refuse(path, "read_only", "is read-only")
+            continue
+        if key in locked and typed != before:
+            intake.refuse(path, "read_only", READ_ONLY_FOR_YOU)
             continue
         intake.values[key] = typed
     return intake
@@ -149,3 +163,12 @@ def _read_rows(app: App, child_name: str, raw: Any, channel: str, intake: Intake
                 row_intake.values.pop(ROW_ID)
         rows.append(row_intake.values)
     return rows
+
+
+def _same_rows(rows: list[dict[str, Any]], stored: list[dict[str, Any]] | None) -> bool:
+    """True when ``rows`` (typed input) name exactly the stored rows, in order, with the
+    values they have: a form sending a read-only table back unchanged."""
+    stored = stored or []
+    if len(rows) != len(stored):
+        return False
+    return all(row.get(ROW_ID) == old["id"] and all(old.get(k) == v for k, v in row.items()) for row, old in zip(rows, stored, strict=True))

@@ -124,7 +124,8 @@ class RecordService:
         self.policy.authorize("read", entity, actor, None, None)
         with self._reading() as conn:
             record = read_record(conn, self.app, self.tables, ent, record_id)
-            shown = self._shown(conn, ent, [record], actor) if record is not None else []
+            visible = record is not None and self._visible(conn, ent, record_id, actor)
+            shown = self._shown(conn, ent, [record], actor) if visible else []
         if not shown:
             raise RecordNotFound(entity, record_id)
         return shown[0]

@@ -1,0 +1,290 @@
+"""Users, departments and role assignments, as an admin changes them.
+
+Users and departments are ordinary records written through ``RecordService`` (channel
+``cli`` or ``api``), so they get the same validation, audit trail and events as any record.
+What is not a field lives beside the record: the password hash (a column the service never
+reads) and the role rows of ``fw_user_role``. Each operation is one transaction, with its
+security event; a refusal raises ``AccountError`` and writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from formwork.metadata.model import ADMIN_ROLE, App
+from formwork.problems import did_you_mean
+from formwork.records import Actor, RecordInvalid, RecordService
+from formwork.security import audit, sessions, tokens
+from formwork.security.grants import role_closure
+from formwork.security.passwords import PasswordRejected, check_password_policy, hash_password
+from formwork.security.tables import SecurityTables, security_tables
+from formwork.storage import Schema
+
+
+class AccountError(Exception):
+    """A refused account operation; ``str()`` is the message for the admin. Nothing was written."""
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """A user as ``users list`` shows it."""
+
+    id: int
+    username: str
+    full_name: str | None
+    email: str | None
+    department: str | None
+    active: bool
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DepartmentInfo:
+    """A department as ``departments list`` shows it."""
+
+    id: int
+    name: str
+    code: str | None
+    parent: str | None
+    manager: str | None
+
+
+def load_actor(conn: sa.Connection, app: App, schema: Schema, user_id: int) -> Actor | None:
+    """The ``Actor`` of an active user (roles from ``fw_user_role``, admin when a held role is
+    or inherits ``admin``), or None when the user does not exist or is deactivated."""
+    users = schema.tables["user"]
+    row = conn.execute(sa.select(users.c.id, users.c.username, users.c.department, users.c.active).where(users.c.id == user_id)).first()
+    if row is None or row.active is False:
+        return None
+    roles = security_tables(schema.metadata).user_roles
+    held = frozenset(conn.execute(sa.select(roles.c.role).where(roles.c.user_id == user_id)).scalars())
+    is_admin = ADMIN_ROLE in role_closure(app, held)
+    return Actor(user_id=int(row.id), username=row.username, roles=held, department_id=row.department, is_admin=is_admin)
+
+
+class Accounts:
+    """Admin operations on users, departments, roles and tokens of one deployment.
+
+    ``actor_name`` (who does it) goes to the security log; the records are written as the
+    system actor on ``channel``."""
+
+    def __init__(self, records: RecordService, actor_name: str = "system", channel: str = "cli",
+                 clock: Callable[[], datetime] | None = None):
+        self.records = records
+        self.app = records.app
+        self.tables = records.tables
+        self.security: SecurityTables = security_tables(records.schema.metadata)
+        self.actor_name = actor_name
+        self.channel = channel
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    # ----------------------------------------------------------------- look-ups
+
+    def user_id(self, conn: sa.Connection, username: str) -> int:
+        """The id of ``username``; ``AccountError`` naming close usernames when unknown."""
+        users = self.tables["user"]
+        found = conn.execute(sa.select(users.c.id).where(users.c.username == username)).scalar()
+        if found is None:
+            known = list(conn.execute(sa.select(users.c.username)).scalars())
+            hint = did_you_mean(username, known)
+            raise AccountError(f"no user named '{username}'" + (f" ({hint})" if hint else ""))
+        return int(found)
+
+    def department_id(self, conn: sa.Connection, name: str) -> int:
+        """The id of the department with code or name ``name``; ``AccountError`` when there is
+        none or the name is shared by several departments."""
+        departments = self.tables["department"]
+        by_code = conn.execute(sa.select(departments.c.id).where(departments.c.code == name)).scalar()
+        if by_code is not None:
+            return int(by_code)
+        found = list(conn.execute(sa.select(departments.c.id).where(departments.c.name == name)).scalars())
+        if len(found) > 1:
+            raise AccountError(f"{len(found)} departments are named '{name}': give the department's code instead")
+        if not found:
+            known = list(conn.execute(sa.select(departments.c.name)).scalars())
+            hint = did_you_mean(name, known)
+            raise AccountError(f"no department named '{name}'" + (f" ({hint})" if hint else ""))
+        return int(found[0])
+
+    def check_role(self, role: str) -> None:
+        """``AccountError`` unless metadata defines ``role``."""
+        if role not in self.app.roles:
+            hint = did_you_mean(role, list(self.app.roles))
+            raise AccountError(f"role '{role}' is not defined in the metadata" + (f" ({hint})" if hint else "")
+                               + "; roles: " + ", ".join(sorted(self.app.roles)))
+
+    # ----------------------------------------------------------------- users
+
+    def create_user(self, username: str, password: str | None, *, full_name: str | None = None, email: str | None = None,
+                    department: str | None = None, roles: Iterable[str] = (), admin: bool = False) -> dict[str, Any]:
+        """Create an active user with a password (checked against the policy) and roles."""
+        wanted = list(dict.fromkeys([*roles, *([ADMIN_ROLE] if admin else [])]))
+        for role in wanted:
+            self.check_role(role)
+        if password is not None:
+            self._check_password(password, username)
+        now = self.clock()
+        with self.records.transaction() as conn:
+            values: dict[str, Any] = {"username": username, "active": True}
+            if full_name is not None:
+                values["full_name"] = full_name
+            if email is not None:
+                values["email"] = email
+            if department is not None:
+                values["department"] = self.department_id(conn, department)
+            record = self._write(lambda: self.records.create("user", values, Actor.system(), self.channel))
+            if password is not None:
+                self._store_hash(conn, record["id"], password)
+            self._event(conn, "user_created", now, username)
+            for role in wanted:
+                self._grant(conn, record["id"], username, role, now)
+        return record
+
+    def set_password(self, username: str, password: str) -> None:
+        """Replace a user's password; the user's sessions end (tokens stay)."""
+        self._check_password(password, username)
+        now = self.clock()
+        with self.records.transaction() as conn:
+            user_id = self.user_id(conn, username)
+            self._store_hash(conn, user_id, password)
+            sessions.end_user_sessions(conn, self.security.sessions, user_id)
+            self._event(conn, "password_changed", now, username)
+
+    def deactivate(self, username: str) -> None:
+        """Deactivate a user: their sessions end, their tokens and login stop working."""
+        now = self.clock()
+        with self.records.transaction() as conn:
+            user_id = self.user_id(conn, username)
+            current = self.records.get("user", user_id, Actor.system())
+            if current["active"] is False:
+                raise AccountError(f"user '{username}' is already deactivated")
+            self._write(lambda: self.records.update("user", user_id, {"active": False}, Actor.system(), self.channel, current["version"]))
+            sessions.end_user_sessions(conn, self.security.sessions, user_id)
+            self._event(conn, "user_deactivated", now, username)
+
+    def grant(self, username: str, role: str) -> None:
+        """Give ``username`` the metadata role ``role``."""
+        self.check_role(role)
+        now = self.clock()
+        with self.records.transaction() as conn:
+            user_id = self.user_id(conn, username)
+            if role in self._roles_of(conn, user_id):
+                raise AccountError(f"user '{username}' already has role '{role}'")
+            self._grant(conn, user_id, username, role, now)
+
+    def revoke(self, username: str, role: str) -> None:
+        """Take role ``role`` from ``username``."""
+        now = self.clock()
+        with self.records.transaction() as conn:
+            user_id = self.user_id(conn, username)
+            if role not in self._roles_of(conn, user_id):
+                raise AccountError(f"user '{username}' does not have role '{role}'")
+            roles = self.security.user_roles
+            conn.execute(sa.delete(roles).where(roles.c.user_id == user_id, roles.c.role == role))
+            self._event(conn, "role_revoked", now, username, {"role": role})
+
+    def list_users(self) -> list[UserInfo]:
+        """Every user with department name and roles, by username."""
+        users, departments, roles = self.tables["user"], self.tables["department"], self.security.user_roles
+        with self.records.engine.connect() as conn:
+            held: dict[int, list[str]] = {}
+            for user_id, role in conn.execute(sa.select(roles.c.user_id, roles.c.role).order_by(roles.c.role)):
+                held.setdefault(user_id, []).append(role)
+            query = (
+                sa.select(users.c.id, users.c.username, users.c.full_name, users.c.email, users.c.active, departments.c.name)
+                .select_from(users.outerjoin(departments, departments.c.id == users.c.department))
+                .order_by(users.c.username)
+            )
+            return [UserInfo(r.id, r.username, r.full_name, r.email, r.name, r.active is not False, tuple(held.get(r.id, ())))
+                    for r in conn.execute(query)]
+
+    # ----------------------------------------------------------------- departments
+
+    def create_department(self, name: str, *, code: str | None = None, parent: str | None = None, manager: str | None = None) -> dict[str, Any]:
+        """Create a department under ``parent`` (name or code) managed by ``manager`` (username)."""
+        with self.records.transaction() as conn:
+            values: dict[str, Any] = {"name": name}
+            if code is not None:
+                values["code"] = code
+            if parent is not None:
+                values["parent"] = self.department_id(conn, parent)
+            if manager is not None:
+                values["manager"] = self.user_id(conn, manager)
+            return self._write(lambda: self.records.create("department", values, Actor.system(), self.channel))
+
+    def list_departments(self) -> list[DepartmentInfo]:
+        """Every department with its parent's name and its manager's username, by name."""
+        departments, users = self.tables["department"], self.tables["user"]
+        parent = departments.alias("parent")
+        query = (
+            sa.select(departments.c.id, departments.c.name, departments.c.code, parent.c.name.label("parent"), users.c.username)
+            .select_from(departments.outerjoin(parent, parent.c.id == departments.c.parent)
+                         .outerjoin(users, users.c.id == departments.c.manager))
+            .order_by(departments.c.name, departments.c.id)
+        )
+        with self.records.engine.connect() as conn:
+            return [DepartmentInfo(r.id, r.name, r.code, r.parent, r.username) for r in conn.execute(query)]
+
+    # ----------------------------------------------------------------- tokens
+
+    def create_token(self, username: str, expires_in: Any = None, name: str | None = None) -> tokens.IssuedToken:
+        """A new personal token of an active user (``expires_in`` a timedelta or None)."""
+        now = self.clock()
+        with self.records.transaction() as conn:
+            user_id = self.user_id(conn, username)
+            if self.records.get("user", user_id, Actor.system())["active"] is False:
+                raise AccountError(f"user '{username}' is deactivated: a token would not work")
+            issued = tokens.issue_token(conn, self.security.tokens, user_id, now, expires_in, name)
+            self._event(conn, "token_created", now, username, {"token_id": issued.id, "name": name,
+                                                               "expires_at": issued.expires_at.isoformat() if issued.expires_at else None})
+            return issued
+
+    def list_tokens(self, username: str) -> list[tokens.TokenInfo]:
+        """The tokens of a user (never the secrets)."""
+        with self.records.engine.connect() as conn:
+            return tokens.list_tokens(conn, self.security.tokens, self.user_id(conn, username))
+
+    def revoke_token(self, token_id: int) -> None:
+        """Revoke a token by id; ``AccountError`` when there is no such active token."""
+        now = self.clock()
+        users = self.tables["user"]
+        with self.records.transaction() as conn:
+            user_id = tokens.revoke_token(conn, self.security.tokens, token_id, now)
+            if user_id is None:
+                raise AccountError(f"no token with id {token_id} to revoke (unknown or already revoked)")
+            username = conn.execute(sa.select(users.c.username).where(users.c.id == user_id)).scalar()
+            self._event(conn, "token_revoked", now, username, {"token_id": token_id})
+
+    # ----------------------------------------------------------------- helpers
+
+    def _write(self, write: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return write()
+        except RecordInvalid as invalid:
+            raise AccountError("; ".join(f"{e.field or 'record'}: {e.message}" for e in invalid.errors)) from None
+
+    def _check_password(self, password: str, username: str) -> None:
+        try:
+            check_password_policy(password, username)
+        except PasswordRejected as rejected:
+            raise AccountError(str(rejected)) from None
+
+    def _store_hash(self, conn: sa.Connection, user_id: int, password: str) -> None:
+        users = self.tables["user"]
+        conn.execute(sa.update(users).where(users.c.id == user_id).values(password_hash=hash_password(password)))
+
+    def _roles_of(self, conn: sa.Connection, user_id: int) -> set[str]:
+        roles = self.security.user_roles
+        return set(conn.execute(sa.select(roles.c.role).where(roles.c.user_id == user_id)).scalars())
+
+    def _grant(self, conn: sa.Connection, user_id: int, username: str, role: str, now: datetime) -> None:
+        conn.execute(sa.insert(self.security.user_roles).values(user_id=user_id, role=role))
+        self._event(conn, "role_granted", now, username, {"role": role})
+
+    def _event(self, conn: sa.Connection, event: str, now: datetime, username: str | None, detail: dict[str, Any] | None = None) -> None:
+        audit.record_event(conn, self.security.events, event, now, username=username, actor=self.actor_name, detail=detail)
