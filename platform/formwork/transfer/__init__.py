@@ -4,7 +4,7 @@ Imports write through ``RecordService`` (channel ``import``) in streamed batches
 exports stream rows out under the same permission policy as every read.
 """
 
-from formwork.transfer.exporter import HEADER_STYLES, ExportRefused, export_records
+from formwork.transfer.exporter import HEADER_STYLES, ExportRefused, export_records, export_rows
 from formwork.transfer.importer import MODES, Importer, ImportReport, RowProblem
 from formwork.transfer.tabular import FORMATS, FileUnreadable, open_reader, open_writer
 
@@ -18,6 +18,7 @@ __all__ = [
     "Importer",
     "RowProblem",
     "export_records",
+    "export_rows",
     "open_reader",
     "open_writer",
 ]

@@ -13,6 +13,7 @@ the same permission seam: the policy authorizes ``read`` and ``export`` and its
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -90,6 +91,34 @@ def _condition(records: RecordService, entity: Entity, actor: Actor, text: str) 
         raise ExportRefused(f"filter: {error}", "filter") from None
 
 
+def export_rows(
+    records: RecordService,
+    entity: Entity | str,
+    actor: Actor,
+    headers: str = "labels",
+    where: str | None = None,
+    locale: str | None = None,
+) -> Iterator[list[Any]]:
+    """The header row, then the cells of every record of ``entity`` the actor may export
+    (those matching the expression ``where``), in id order, read with a streaming cursor.
+
+    Everything that can refuse the export (unknown entity, permission, a malformed
+    filter) is checked before this returns, so a caller can start a response after it."""
+    ent = export_entity(entity, records)
+    if headers not in HEADER_STYLES:
+        raise ExportRefused(f"headers must be one of: {', '.join(HEADER_STYLES)}", "headers")
+    statement, fields = export_statement(records, ent, actor, where)
+    header = [header_of(f, locale or records.app.default_locale, headers) for f in fields]
+
+    def rows() -> Iterator[list[Any]]:
+        yield header
+        with records.engine.connect() as conn:
+            for row in conn.execute(statement.execution_options(yield_per=YIELD_PER)):
+                yield [_cell(row, fld, index) for index, fld in enumerate(fields)]
+
+    return rows()
+
+
 def export_records(
     records: RecordService,
     entity: Entity | str,
@@ -99,21 +128,14 @@ def export_records(
     where: str | None = None,
     locale: str | None = None,
 ) -> int:
-    """Write the header row and every record of ``entity`` the actor may export (those
-    matching ``where``, an expression) to ``writer``, in id order; return how many.
-    Does not close ``writer``. Raises ``ExportRefused`` before writing anything."""
-    ent = export_entity(entity, records)
-    if headers not in HEADER_STYLES:
-        raise ExportRefused(f"headers must be one of: {', '.join(HEADER_STYLES)}", "headers")
-    statement, fields = export_statement(records, ent, actor, where)
-    shown_locale = locale or records.app.default_locale
-    writer.write([header_of(f, shown_locale, headers) for f in fields])
+    """Write ``export_rows`` to ``writer`` (without closing it); return how many records.
+    Raises ``ExportRefused`` or ``PermissionDenied`` before writing anything."""
+    rows = export_rows(records, entity, actor, headers, where, locale)
+    writer.write(next(rows))
     count = 0
-    with records.engine.connect() as conn:
-        result = conn.execute(statement.execution_options(yield_per=YIELD_PER))
-        for row in result:
-            writer.write([_cell(row, fld, index) for index, fld in enumerate(fields)])
-            count += 1
+    for cells in rows:
+        writer.write(cells)
+        count += 1
     return count
 
 

@@ -76,6 +76,8 @@ class ImportReport:
     created: int = 0
     problems: list[RowProblem] = field(default_factory=list)
     problem_count: int = 0
+    # the file itself was refused (unreadable, wrong header, unknown entity): no row was imported
+    file_refused: bool = False
 
     @property
     def ok(self) -> bool:
@@ -96,6 +98,7 @@ class ImportReport:
             "valid": self.valid,
             "rejected": self.rejected,
             "created": self.created,
+            "file_refused": self.file_refused,
             "error_count": self.problem_count,
             "errors": [p.as_dict() for p in self.problems],
         }
@@ -195,6 +198,7 @@ class Importer:
         columns, problems = match_headers(self.app, entity, header)
         for problem in problems:
             self.report.add(RowProblem(number, problem.column, problem.field, problem.code, problem.message))
+            self.report.file_refused = True
         return None if problems else columns
 
     def _import(self, entity: Entity, columns: list[Column], rows: Iterator[tuple[int, list[Any]]], reader: TableReader) -> None:
@@ -277,9 +281,10 @@ class Importer:
                     row.values[fld.name] = int(text)
                 else:
                     row.values[fld.name] = _Unresolved(text)
+                    hint = titles.suggestion(conn, target, text)
                     key = title_field(self.app.entity(target))
-                    how = f"by {key} or id" if key else "by id"
-                    row.links[fld.name] = ("link", f"no {target} named '{text}' (a link names the record {how})")
+                    how = f"its {key} or id" if key else "its id"
+                    row.links[fld.name] = ("link", f"no {target} named '{text}' ({hint or f'give the record by {how}'})")
 
     def _write(self, conn: sa.Connection, entity: Entity, columns: list[Column], batch: list[_Row]) -> None:
         """Create the batch's rows inside a savepoint; when some are refused, report them,
@@ -325,6 +330,7 @@ class Importer:
 
     def _file_problem(self, row: int | None, code: str, message: str) -> None:
         self.report.add(RowProblem(row, None, None, code, message))
+        self.report.file_refused = True
         self.report.created = 0
 
 

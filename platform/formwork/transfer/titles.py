@@ -17,11 +17,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from formwork.metadata.model import App, Entity
+from formwork.problems import did_you_mean
 from formwork.records import Actor, RecordPolicy
 from formwork.records.coerce import WrongType, coerce_value
 
 # Titles remembered across batches (per resolver); the oldest are forgotten first.
 CACHE_SIZE = 50_000
+# Titles of a target read to suggest a close one for a title that names no record.
+SUGGESTION_POOL = 2000
 # Values per IN (...) list: well under every engine's bound-parameter limit.
 CHUNK = 500
 
@@ -52,6 +55,7 @@ class TitleResolver:
         self.actor = actor
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[str, str], Found] = OrderedDict()
+        self._pools: dict[str, list[str]] = {}
 
     def prefetch(self, conn: sa.Connection, target: str, titles: Iterable[str]) -> None:
         """Look up every title of ``titles`` not yet known, in a few queries."""
@@ -92,10 +96,26 @@ class TitleResolver:
         """The match of a prefetched title."""
         return self._cache[(target, title)]
 
+    def suggestion(self, conn: sa.Connection, target: str, title: str) -> str | None:
+        """A "did you mean" hint naming a close title of ``target`` (from its first
+        ``SUGGESTION_POOL`` records), or None."""
+        key = title_field(self.app.entity(target))
+        if key is None:
+            return None
+        if target not in self._pools:
+            table = self.tables[target]
+            query = sa.select(table.c[key]).where(table.c[key].is_not(None)).order_by(table.c.id).limit(SUGGESTION_POOL)
+            limit = self.policy.row_filter(target, self.actor, table)
+            if limit is not None:
+                query = query.where(limit)
+            self._pools[target] = [str(v) for v in conn.execute(query).scalars()]
+        return did_you_mean(title, self._pools[target])
+
     def forget_missing(self, target: str) -> None:
         """Forget the titles of ``target`` that named no record: the import may have created them since."""
         for key in [k for k, found in self._cache.items() if k[0] == target and not found.ids]:
             del self._cache[key]
+        self._pools.pop(target, None)
 
     def _remember(self, target: str, title: str, found: Found) -> None:
         self._cache[(target, title)] = found
