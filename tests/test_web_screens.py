@@ -282,6 +282,18 @@ def test_details_and_delete(served: Served) -> None:
     assert client.get(f"/admin/item/details/?id={item['id']}").status_code == 302
 
 
+def test_deleting_a_record_others_link_to_is_refused(served: Served) -> None:
+    owner = served.runtime.records.create("user", {"username": "mei"}, Actor.system(), "test")
+    served.add_item(name="Saw", owner=owner["id"])
+    client = served.app.test_client()
+    listing = client.get("/admin/user/").get_data(as_text=True)
+    response = client.post(
+        "/admin/user/delete/", data={"csrf_token": csrf_token(listing), "id": str(owner["id"]), "url": "/admin/user/"}, follow_redirects=True
+    )
+    assert "The record was not deleted: cannot be deleted: still used by 1 stock item" in response.get_data(as_text=True)
+    assert served.runtime.records.count("user", Actor.system(), RecordQuery()) == 1
+
+
 def test_unmigrated_database_shows_a_banner_and_secret_key_is_kept(tmp_path: Path) -> None:
     root = write_project(tmp_path / "shop")
     project = load_project(root, environ={"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"})
