@@ -11,11 +11,11 @@ from formwork.problems import Problem
 
 
 def write_project(root: Path, files: dict[str, str | bytes], layers: tuple[str, ...] = ("metadata",), plugins: dict[str, str] | None = None) -> Path:
-    """A deployment at ``root``: formwork.yaml naming ``layers``, the metadata ``files``
+    """A deployment at ``root`` (locales en and zh): formwork.yaml naming ``layers``, the metadata ``files``
     (paths relative to ``root``; text is dedented) and plugin modules."""
     root.mkdir(parents=True, exist_ok=True)
     layer_list = ", ".join(layers)
-    (root / "formwork.yaml").write_text(f"name: shop\nmetadata: [{layer_list}]\nplugins: [plugins]\n", "utf-8")
+    (root / "formwork.yaml").write_text(f"name: shop\nlocales: [en, zh]\nmetadata: [{layer_list}]\nplugins: [plugins]\n", "utf-8")
     for layer in layers:
         (root / layer).mkdir(parents=True, exist_ok=True)
     (root / "plugins").mkdir(exist_ok=True)

@@ -655,6 +655,22 @@ CASES = [
         ],
         id="report_param_keys_for_another_type",
     ),
+    pytest.param(
+        {
+            "metadata/x.yaml": """
+                kind: entity
+                name: invoice
+                label: {en: Invoice, cn: 发票}
+                fields:
+                  kind: {type: choice, options: [{value: a, label: {en: A, fr: A}}]}
+            """,
+        },
+        [
+            "metadata/x.yaml:3: label.cn: [FW-E237] locale 'cn' is not one of the project's locales: en, zh — did you mean 'zh'? ('cn' is a country code; labels use language codes)",
+            "metadata/x.yaml:5: fields.kind.options[0].label.fr: [FW-E237] locale 'fr' is not one of the project's locales: en, zh — add it to 'locales' in formwork.yaml, e.g. locales: [en, zh, fr]",
+        ],
+        id="label_in_a_locale_the_project_lacks",
+    ),
 ]
 
 

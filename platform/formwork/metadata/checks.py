@@ -16,7 +16,7 @@ from typing import Any
 
 from formwork.expressions import FieldScope, expression_problems
 from formwork.metadata.build import ROW_SCOPES, RULE_KINDS
-from formwork.metadata.builtins import builtin_fields
+from formwork.metadata.builtins import BUILTIN_PLACE, builtin_fields
 from formwork.metadata.loader import Located, dotted, place_at
 from formwork.metadata.model import (
     BUILTIN_ENTITIES,
@@ -27,6 +27,7 @@ from formwork.metadata.model import (
     SYSTEM_FIELDS,
     Entity,
 )
+from formwork.metadata.schema import label_paths
 from formwork.problems import Place, Problem, did_you_mean
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -80,10 +81,12 @@ class Checker:
         objects: Mapping[tuple[str, str], Located],
         entities: Mapping[str, Entity],
         hooks: Iterable[str],
+        locales: Iterable[str],
     ):
         self.objects = objects
         self.entities = entities
         self.hooks = set(hooks)
+        self.locales = tuple(locales)
         self.problems: list[Problem] = []
         self.roles = {name for kind, name in objects if kind == "role"}
         self.reports = {name for kind, name in objects if kind == "report"}
@@ -107,6 +110,7 @@ class Checker:
         for (kind, name), data in sorted(self.objects.items()):
             self.check_name(kind, name, data, ["name"], identifier=kind == "entity" and name not in BUILTIN_ENTITIES)
             getattr(self, f"check_{kind}")(data)
+            self.check_label_locales(kind, data)
         self.check_flows_per_entity()
         self.check_children()
         return self.problems
@@ -131,6 +135,22 @@ class Checker:
             self.add("FW-E202", f"{what} name '{name}' is reserved: {reason}", data, path, "drop the fw_ prefix" if name.startswith("fw_") else "choose another name", at_key)
             return False
         return True
+
+    def check_label_locales(self, kind: str, data: Located) -> None:
+        """Every locale of a label is one the project lists, so no translation is silently unused."""
+        for path in label_paths(kind, data):
+            label = _node(data, path)
+            for locale in label:
+                place = label.place_of(locale) if isinstance(label, Located) else None
+                if locale not in self.locales and place is not None and place.file != BUILTIN_PLACE.file:
+                    self.add(
+                        "FW-E237",
+                        f"locale '{locale}' is not one of the project's locales: {', '.join(self.locales)}",
+                        data,
+                        [*path, locale],
+                        _locale_hint(locale, self.locales) or f"add it to 'locales' in formwork.yaml, e.g. locales: [{', '.join((*self.locales, locale))}]",
+                        True,
+                    )
 
     # field lookup ---------------------------------------------------------------------------------
 
@@ -718,6 +738,17 @@ class Checker:
                     self.add("FW-E216", f"entity '{child}' already holds the rows of {owner[child]}; a row entity serves one table field", data, ["fields", field_name, "entity"], f"declare a separate row entity, e.g. '{name}_{field_name}'")
                 else:
                     owner[child] = f"{name}.{field_name}"
+
+
+# Country codes often written where a language code is meant.
+_COUNTRY_FOR_LANGUAGE = {"cn": "zh", "tw": "zh", "hk": "zh", "jp": "ja", "kr": "ko", "ua": "uk", "gr": "el", "dk": "da", "se": "sv", "cz": "cs"}
+
+
+def _locale_hint(locale: str, locales: tuple[str, ...]) -> str | None:
+    meant = _COUNTRY_FOR_LANGUAGE.get(locale.lower())
+    if meant in locales:
+        return f"did you mean '{meant}'? ('{locale}' is a country code; labels use language codes)"
+    return did_you_mean(locale, locales)
 
 
 def describe(kind: str) -> str:

@@ -45,8 +45,13 @@ def load_schemas() -> dict[str, dict]:
 
 
 @cache
+def _schemas() -> dict[str, dict]:
+    return load_schemas()
+
+
+@cache
 def _validators() -> dict[str, Draft202012Validator]:
-    schemas = load_schemas()
+    schemas = _schemas()
     registry = Registry().with_resources(
         (_BASE_URI + f"{name}.json", Resource.from_contents(schema)) for name, schema in schemas.items()
     )
@@ -180,3 +185,41 @@ def _prune(data: Located, paths: list[list]) -> None:
             del owner[index]
             if isinstance(owner, LocatedList) and index < len(owner.item_places):
                 del owner.item_places[index]
+
+
+_SHARED_REF = "definitions.json#/$defs/"
+_LOCAL_REF = "#/$defs/"
+
+
+def label_paths(kind: str, data: Any) -> Iterator[list]:
+    """Paths of every label written as a map of locales in an object (schema-checked) of ``kind``."""
+    schemas = _schemas()
+    yield from _labels(schemas[kind], data, [], schemas[kind].get("$defs", {}), schemas["definitions"]["$defs"])
+
+
+def _labels(schema: dict, data: Any, path: list, local: dict, shared: dict) -> Iterator[list]:
+    ref = schema.get("$ref", "")
+    if ref == _SHARED_REF + "label":
+        if isinstance(data, dict):
+            yield path
+        return
+    if ref.startswith(_SHARED_REF):
+        # Inside definitions.json, '#/$defs/...' refers to definitions.json itself.
+        yield from _labels(shared[ref[len(_SHARED_REF):]], data, path, shared, shared)
+        return
+    if ref.startswith(_LOCAL_REF):
+        yield from _labels(local[ref[len(_LOCAL_REF):]], data, path, local, shared)
+        return
+    if isinstance(data, dict):
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, value in data.items():
+            sub = properties.get(key, extra)
+            if isinstance(sub, dict):
+                yield from _labels(sub, value, [*path, key], local, shared)
+        for alternative in schema.get("anyOf", ()):
+            if alternative.get("type") == "object":
+                yield from _labels(alternative, data, path, local, shared)
+    elif isinstance(data, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(data):
+            yield from _labels(schema["items"], item, [*path, index], local, shared)
