@@ -12,6 +12,7 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -48,6 +49,7 @@ PROJECT_FILES = {
             default: food
           owner: {type: link, to: user, label: Owner}
           due: {type: date, label: Restock by}
+          counted_at: {type: datetime, label: Last counted}
           notes: {type: text, label: Notes, help: "Plain <b>notes</b>"}
         hooks: {before_save: shop.check_item}
         """,
@@ -70,7 +72,7 @@ PROJECT_FILES = {
           - section: Basics
             fields: [name, kind, quantity, price]
           - section: Details
-            fields: [owner, due, notes]
+            fields: [owner, due, counted_at, notes]
         list: {columns: [name, kind, quantity, owner], search: [name], sort: [name], filters: [kind]}
         """,
 }
@@ -164,12 +166,16 @@ def test_create_writes_through_the_record_service(served: Served) -> None:
     assert "Plain &lt;b&gt;notes&lt;/b&gt;" in form, "help text from metadata is escaped"
     response = client.post(
         "/admin/item/new/",
-        data={"csrf_token": csrf_token(form), "name": "Hammer", "quantity": "3", "price": "9.50", "kind": "tool", "due": "2030-01-31"},
+        data={"csrf_token": csrf_token(form), "name": "Hammer", "quantity": "3", "price": "9.50", "kind": "tool",
+              "due": "2030-01-31", "counted_at": "2030-01-02T08:30"},
     )
     assert response.status_code == 302
     [item] = served.items()
     assert (item["name"], item["quantity"], item["price"], item["kind"], item["version"]) == ("Hammer", 3, Decimal("9.50"), "tool", 1)
+    assert (item["due"], item["counted_at"]) == (date(2030, 1, 31), datetime(2030, 1, 2, 8, 30, tzinfo=UTC))
     assert item["owner"] is None and item["notes"] is None
+    details = client.get(f"/admin/item/details/?id={item['id']}").get_data(as_text=True)
+    assert "2030-01-02 08:30 UTC" in details and "Last counted (UTC)" in form
 
 
 def test_builtin_department_and_user_screens_with_links(served: Served) -> None:

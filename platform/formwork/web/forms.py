@@ -194,6 +194,8 @@ def _editable_field(field: Field, locale: str, link_choices: Callable[[str], Cho
     if kind == "date":
         return wtf.DateField(**options)
     if kind == "datetime":
+        # The record service reads a time without a zone as UTC, and hands times out in UTC.
+        options["label"] = f"{options['label']} (UTC)"
         return wtf.DateTimeLocalField(format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"], **options)
     if kind == "json":
         return JSONField(**options)

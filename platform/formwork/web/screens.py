@@ -137,7 +137,8 @@ def _plain(value: Any) -> str:
     if isinstance(value, bool):
         return "Yes" if value else "No"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        # Records hold times in UTC; until users have a time zone, say so.
+        return value.strftime("%Y-%m-%d %H:%M UTC")
     if isinstance(value, date | Decimal):
         return str(value)
     return "" if value is None else str(value)

@@ -41,7 +41,7 @@ BLUEPRINT_NAME = "api_v1"
 # Largest request body the API reads (bytes); the config key FORMWORK_API_MAX_BODY overrides it.
 DEFAULT_MAX_BODY = 1024 * 1024
 MAX_BODY_KEY = "FORMWORK_API_MAX_BODY"
-RECORD_ID = f"<int(max={INT_MAX}):record_id>"
+RECORD_ID = "<record_id>"
 ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,10})"?\s*$')
 
 
@@ -76,6 +76,13 @@ class Api:
         found = self.runtime.records.list(entity, request_actor(), RecordQuery(filters={"id": ids}, limit=len(ids)))
         target = self.app.entity(entity)
         return [self.dump(target, r) for r in found]
+
+
+def _record_id(entity: Entity, text: str) -> int:
+    """The id in a URL; 404 for text that cannot be the id of a record."""
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= INT_MAX:
+        raise refuse(404, "", "not_found", f"{entity.name} {text} does not exist")
+    return int(text)
 
 
 def _etag(record: Mapping[str, Any]) -> dict[str, str]:
@@ -264,23 +271,26 @@ def _routes(blueprint: flask.Blueprint, api: Api) -> None:
         return _create(api, api.entity(entity_name))
 
     @blueprint.get(f"/<entity_name>/{RECORD_ID}")
-    def get_record(entity_name: str, record_id: int) -> flask.Response:
+    def get_record(entity_name: str, record_id: str) -> flask.Response:
         entity = api.entity(entity_name)
         fields, paths = _read_options(entity, api)
-        record = api.runtime.records.get(entity.name, record_id, request_actor())
+        record = api.runtime.records.get(entity.name, _record_id(entity, record_id), request_actor())
         return json_response(_shape(api, entity, [record], fields, paths)[0], 200, _etag(record))
 
     @blueprint.patch(f"/<entity_name>/{RECORD_ID}")
-    def update_record(entity_name: str, record_id: int) -> flask.Response:
-        return _update(api, api.entity(entity_name), record_id)
+    def update_record(entity_name: str, record_id: str) -> flask.Response:
+        entity = api.entity(entity_name)
+        return _update(api, entity, _record_id(entity, record_id))
 
     @blueprint.delete(f"/<entity_name>/{RECORD_ID}")
-    def delete_record(entity_name: str, record_id: int) -> flask.Response:
-        return _delete(api, api.entity(entity_name), record_id)
+    def delete_record(entity_name: str, record_id: str) -> flask.Response:
+        entity = api.entity(entity_name)
+        return _delete(api, entity, _record_id(entity, record_id))
 
     @blueprint.post(f"/<entity_name>/{RECORD_ID}/actions/<action_name>")
-    def run_action(entity_name: str, record_id: int, action_name: str) -> flask.Response:
-        return _action(api, api.entity(entity_name), record_id, action_name)
+    def run_action(entity_name: str, record_id: str, action_name: str) -> flask.Response:
+        entity = api.entity(entity_name)
+        return _action(api, entity, _record_id(entity, record_id), action_name)
 
 
 def _limit_body(flask_app: flask.Flask) -> None:
