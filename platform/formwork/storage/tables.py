@@ -27,14 +27,6 @@ DEFAULT_STRING_LENGTH = 255
 DEFAULT_DIGITS = (18, 2)
 MIN_CHOICE_LENGTH = 40
 
-SYSTEM_TABLES = (
-    "fw_metadata_state",
-    "fw_user_role",
-    "fw_audit",
-    "fw_event",
-    "fw_number_sequence",
-)
-
 
 def object_name(prefix: str, table: str, columns: tuple[str, ...] | list[str] = ()) -> str:
     """A deterministic constraint/index name ``<prefix>_<table>_<cols>``, at most 63 characters.
@@ -198,7 +190,11 @@ class _SchemaBuilder:
         return items
 
     def _system_tables(self, user_table: str) -> None:
+        # Imported here: the security package imports the record service, which imports storage.
+        from formwork.security.tables import add_security_tables
+
         md = self.metadata
+        add_security_tables(md, user_table)
         now = sa.func.current_timestamp()
         sa.Table(
             "fw_metadata_state",
