@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from formwork import __version__
+from formwork.cli.access import access_group, departments_group, tokens_group, users_group
 from formwork.cli.database import migrate_command, plan_command, seed_command
 from formwork.cli.metadata import validate_command
 from formwork.cli.scaffold import init_command
@@ -23,7 +24,8 @@ def cli() -> None:
     """Formwork: run a deployment described by metadata files."""
 
 
-for command in (validate_command, plan_command, migrate_command, seed_command, serve_command, init_command, import_command, export_command):
+for command in (validate_command, plan_command, migrate_command, seed_command, serve_command, init_command, import_command, export_command,
+                users_group, departments_group, tokens_group, access_group):
     cli.add_command(command)
 
 

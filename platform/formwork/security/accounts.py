@@ -95,6 +95,11 @@ class Accounts:
             raise AccountError(f"no user named '{username}'" + (f" ({hint})" if hint else ""))
         return int(found)
 
+    def require_user(self, username: str) -> int:
+        """The id of ``username`` (``AccountError`` when unknown), on a connection of its own."""
+        with self.records.engine.connect() as conn:
+            return self.user_id(conn, username)
+
     def department_id(self, conn: sa.Connection, name: str) -> int:
         """The id of the department with code or name ``name``; ``AccountError`` when there is
         none or the name is shared by several departments."""

@@ -24,6 +24,7 @@ TOKEN_BYTES = 32
 _TOKEN_SHAPE = re.compile(r"fw_[A-Za-z0-9_-]{43}")
 _DURATION = re.compile(r"(\d+)([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+LAST_USE_PRECISION = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -87,16 +88,21 @@ def well_formed(token: str) -> bool:
 
 
 def token_user(conn: sa.Connection, tokens: sa.Table, token: str, now: datetime) -> int | None:
-    """The user id of a valid token (well formed, known, not revoked, not expired), else None."""
+    """The user id of a valid token (well formed, known, not revoked, not expired), else None;
+    notes the token's last use (at most every few minutes)."""
     if not well_formed(token):
         return None
     row = conn.execute(
-        sa.select(tokens.c.user_id, tokens.c.expires_at, tokens.c.revoked_at).where(tokens.c.token_hash == token_hash(token))
+        sa.select(tokens.c.id, tokens.c.user_id, tokens.c.expires_at, tokens.c.revoked_at, tokens.c.last_used_at)
+        .where(tokens.c.token_hash == token_hash(token))
     ).first()
     if row is None or row.revoked_at is not None:
         return None
     if row.expires_at is not None and to_utc(row.expires_at) <= now:
         return None
+    # the last use is kept to the nearest few minutes: a write on every request would cost
+    if row.last_used_at is None or to_utc(row.last_used_at) < now - LAST_USE_PRECISION:
+        conn.execute(sa.update(tokens).where(tokens.c.id == row.id).values(last_used_at=now))
     return int(row.user_id)
 
 
