@@ -149,6 +149,17 @@ class FlowEngine:
                 run.approval_action(flow, action, comment, user, step, position)
             return run.result(action)
 
+    def run_timer(self, kind: str, task_id: int, now: datetime) -> str:
+        """Carry out a due timer of one task (remind, escalate, timeout) as the system, in
+        the transaction open in this thread; returns what was done, for the job row."""
+        with self.records.transaction() as conn:
+            tasks = self.tables["fw_task"]
+            task = conn.execute(sa.select(tasks).where(tasks.c.id == task_id)).mappings().first()
+            if task is None:
+                return "obsolete"
+            run = _Run(self, conn, Actor.system(), to_utc(now), task["entity"], task["record_id"])
+            return run.timer(kind, task_id)
+
     def timeline(self, entity: str, record_id: int) -> list[dict[str, Any]]:
         """Every workflow action on the record, oldest first."""
         with self.records.engine.connect() as conn:
@@ -745,6 +756,62 @@ class _Run:
         self._new_task(other, "unread", kind="cc")
         self._log("cc", comment, self.instance["step_name"], user=username)
         self._notify([other], "cc")
+
+    # --- timers
+
+    def timer(self, kind: str, task_id: int) -> str:
+        """Remind, escalate or time out the task, if it still waits for its assignee."""
+        inst = self.instance
+        task = next((t for t in self._tasks(id=task_id)), None)
+        if task is None or inst is None or inst["id"] != task["instance_id"] or inst["state"] != RUNNING or task["state"] != TASK_PENDING:
+            return "obsolete"
+        self.approval = restore(inst["definition"])
+        if kind == "remind":
+            return self._remind(task)
+        if kind == "escalate":
+            return self._escalate(task)
+        return self._time_out(task)
+
+    def _remind(self, task: dict[str, Any]) -> str:
+        approval = self.approval
+        assert approval is not None
+        count = task["remind_count"] + 1
+        self._update_task(task, remind_count=count)
+        self._log("remind", step=task["step_name"], user_id=None, on_behalf_of=task["assignee_id"], count=count)
+        self._notify([task["assignee_id"]], "remind")
+        if approval.remind_every is not None and (approval.remind_max is None or count < approval.remind_max):
+            due = self.now + timedelta(seconds=approval.remind_every.seconds)
+            self.conn.execute(self.tables["fw_job"].insert().values(kind="remind", task_id=task["id"], due_at=due))
+        return "reminded"
+
+    def _escalate(self, task: dict[str, Any]) -> str:
+        """Hand the task to the escalation rule's first person who has no task on the step yet."""
+        approval = self.approval
+        assert approval is not None
+        rules = (approval.escalate_to,) if approval.escalate_to is not None else ()
+        where = Resolution(self.entity, self.record, self._running()["initiator_id"], approver_id=task["assignee_id"])
+        busy = {t["assignee_id"] for t in self._step_tasks() if t["state"] in OPEN_TASK_STATES}
+        targets = [u for u in self.resolver.resolve(rules, where) or self.resolver.admins() if u not in busy]
+        if not targets:
+            self._log("escalate", step=task["step_name"], user_id=None, on_behalf_of=task["assignee_id"], failed="nobody to escalate to")
+            return "nobody"
+        self._update_task(task, state=TASK_TRANSFERRED, decided_at=self.now)
+        self._new_task(targets[0], TASK_PENDING, role=task["role"], position=task["position"], follows_id=task["follows_id"], origin_id=task["id"])
+        self._log("escalate", step=task["step_name"], user_id=None, on_behalf_of=task["assignee_id"], to=self._username(targets[0]))
+        self._notify([targets[0]], "escalated")
+        return "escalated"
+
+    def _time_out(self, task: dict[str, Any]) -> str:
+        approval = self.approval
+        assert approval is not None
+        action = approval.timeout_action or "escalate"
+        if action == "escalate":
+            return self._escalate(task)
+        verdict = TASK_APPROVED if action == "approve" else TASK_REJECTED
+        self._update_task(task, state=verdict, decided_at=self.now, comment="timed out")
+        self._log("timeout", step=task["step_name"], user_id=None, on_behalf_of=task["assignee_id"], decision=verdict)
+        self._settle_step()
+        return f"timed out: {verdict}"
 
     def _require_involved(self, action: str) -> None:
         if self.actor.is_admin or self.actor.user_id == self.record.get("created_by"):

@@ -99,7 +99,7 @@ def add_workflow_tables(metadata: sa.MetaData, user_table: str = "fw_user") -> N
         sa.Column("task_id", sa.Integer, nullable=False),
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("done_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("outcome", sa.String(40), nullable=True),
+        sa.Column("outcome", sa.String(300), nullable=True),
         sa.ForeignKeyConstraint(["task_id"], ["fw_task.id"], ondelete="CASCADE", name="fk_fw_job_task_id"),
         sa.Index("ix_fw_job_done_at_due_at", "done_at", "due_at"),
     )
