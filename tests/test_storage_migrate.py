@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from test_storage_apps import PRODUCT, entity, field, make_app, with_fields
 
+from formwork.problems import Place
 from formwork.storage import (
     MigrationFailed,
     MigrationRefused,
@@ -218,13 +219,15 @@ def test_required_field_without_default_is_refused_on_a_table_with_rows(engine):
     insert(engine, "product", {"title": "Chair"}, {"title": "Table"})
     before = snapshot(engine)
     state = read_state(engine)
-    wants_barcode = make_app(with_fields(PRODUCT, field("barcode", required=True), field("colour")))
+    barcode = field("barcode", required=True, place=Place("metadata/product.yaml", 12))
+    wants_barcode = make_app(with_fields(PRODUCT, barcode, field("colour")))
     with pytest.raises(MigrationRefused) as refused:
         migrate(engine, wants_barcode)
     [problem] = refused.value.problems
     assert problem.code == "FW-E501"
     assert "2 row(s)" in problem.message
     assert problem.path == "product.barcode"
+    assert problem.format().startswith("metadata/product.yaml:12: product.barcode: [FW-E501]")
     assert refused.value.plan.blocked
     assert snapshot(engine) == before
     assert read_state(engine) == state

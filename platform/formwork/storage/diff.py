@@ -24,6 +24,7 @@ from alembic.migration import MigrationContext
 
 import formwork
 from formwork.metadata.model import App
+from formwork.problems import Place
 from formwork.storage.conversion import classify, shape_of
 from formwork.storage.fingerprint import schema_fingerprint, table_digest, table_fingerprints
 from formwork.storage.plan import DESTRUCTIVE, NEEDS_DATA, Operation, Plan
@@ -133,6 +134,7 @@ class _Planner:
         self.names = _Names()
         self.ops: list[Operation] = []
         self.added_columns: set[tuple[str, str]] = set()
+        self.entities_by_table = {e.table: e for e in app.entities.values()}
 
     def plan(self) -> Plan:
         self._find_renames()
@@ -475,7 +477,7 @@ class _Planner:
     def _add_check(self, table: str, name: str, constraint: sa.CheckConstraint) -> None:
         column = next(iter(constraint.sqltext.get_children())).name
         target_column = self.names.target_column(table, column)
-        entity = next(e for e in self.app.entities.values() if e.table == table)
+        entity = self.entities_by_table[table]
         allowed = entity.fields[target_column].option_values
         if (table, target_column) in self.added_columns:
             self._add("add_check", table, target_column, name=name, reason=f"allowed values {', '.join(allowed)}")
@@ -531,7 +533,14 @@ class _Planner:
         return failing, samples
 
     def _add(self, kind: str, table: str, column: str | None = None, **values: Any) -> None:
-        self.ops.append(Operation(kind=kind, table=table, column=column, **values))
+        self.ops.append(Operation(kind=kind, table=table, column=column, place=self._place(table, column), **values))
+
+    def _place(self, table: str, column: str | None) -> Place | None:
+        entity = self.entities_by_table.get(table)
+        if entity is None:
+            return None
+        fld = entity.fields.get(column) if column else None
+        return (fld.place if fld else None) or entity.place
 
 
 def archive_name(table: str, stamp: str, column: str | None = None) -> str:

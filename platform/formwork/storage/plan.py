@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from formwork.problems import Problem
+from formwork.problems import Place, Problem
 
 SAFE = "safe"
 NEEDS_DATA = "needs-data"
@@ -58,6 +58,7 @@ class Operation:
     old_name: str | None = None  # for renames: the table or column name before
     columns: tuple[str, ...] = ()  # for indexes and constraints
     detail: Mapping[str, Any] = field(default_factory=dict)  # row counts, sample values, archive table
+    place: Place | None = None  # where the metadata declares the entity or field, when it still does
 
     def describe(self) -> str:
         """One line: what the operation does, in plain words."""
@@ -69,7 +70,7 @@ class Operation:
         if not self.blocked:
             return None
         hint = self.detail.get("hint")
-        return Problem(self.code or "FW-E500", self.reason, path=self.describe_target(), hint=hint)
+        return Problem(self.code or "FW-E500", self.reason, place=self.place, path=self.describe_target(), hint=hint)
 
     def describe_target(self) -> str:
         return f"{self.table}.{self.column}" if self.column else self.table
@@ -87,6 +88,7 @@ class Operation:
             "old_name": self.old_name,
             "columns": list(self.columns),
             "detail": _json_ready(dict(self.detail)),
+            "place": str(self.place) if self.place else None,
         }
 
 
