@@ -138,6 +138,17 @@ class Company:
         self.flows = FlowEngine(self.records)
         self.tables = self.flows.tables
 
+    def reload(self, approval: str) -> None:
+        """Change the approval's metadata file and start again from it, as a redeployed
+        server would (same database, migrated, not seeded again)."""
+        write(self.root, {"metadata/purchase_approval.yaml": approval})
+        self.app = compile_project(self.project)
+        migrate(self.engine, self.app, allow_destructive=False)
+        self.schema = build_schema(self.app)
+        self.records = RecordService(self.app, self.schema, self.engine, self.hooks, clock=lambda: self.now)
+        self.flows = FlowEngine(self.records)
+        self.tables = self.flows.tables
+
     def advance(self, **delta: float) -> None:
         """Move the clock on."""
         self.now += timedelta(**delta)

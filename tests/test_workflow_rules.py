@@ -1,0 +1,120 @@
+"""Approver rules, conditions, the flow snapshot a record keeps, and plain workflows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from workflow_deployment import Company
+
+from formwork.workflow.errors import ActionConflict, ActionInvalid, ActionRefused
+
+
+def single_step(approvers: str, mode: str = "sequence") -> str:
+    return f"""
+        kind: approval
+        name: purchase_approval
+        entity: purchase_request
+        skip_initiator: false
+        steps:
+          - {{name: review, approvers: {approvers}, mode: {mode}}}
+        """
+
+
+@pytest.mark.parametrize(
+    ("approvers", "expected"),
+    [
+        ("{manager_chain: {levels: 2}, of: requester}", ["mary", "chen"]),
+        ("{manager_chain: {until_role: ceo}, of: requester}", ["mary", "chen"]),
+        ("{manager_chain: {levels: 1}}", ["mary"]),
+        ("{department_head: department}", ["mary"]),
+        ("{department_head: Finance}", ["fiona"]),
+        ("{field: reviewer}", ["fay"]),
+        ("{plugin: test.auditors}", ["otto"]),
+        ("[{role: manager}, {user: ivan}]", ["chen", "mary", "fiona"]),
+    ],
+)
+def test_approver_rules_resolve_to_active_people_in_order(tmp_path: Path, db_url: str, approvers: str, expected: list[str]) -> None:
+    company = Company(tmp_path, db_url, single_step(approvers))
+    request = company.create("eve", title="Pens", amount=50, reviewer=company.user_id("fay"))
+    company.act("eve", request, "submit")
+    order = []
+    while company.status(request) == "pending":
+        current = [name for name in ("chen", "mary", "fiona", "fay", "otto", "fred") if request["id"] in company.waiting(name)]
+        assert len(current) == 1, current
+        order.append(current[0])
+        company.act(current[0], request, "approve")
+    # role members come in user id order: chen, mary, fiona were created in that order
+    assert order == expected
+    company.close()
+
+
+def test_step_condition_reads_the_record_when_the_step_is_reached(tmp_path: Path, db_url: str) -> None:
+    text = """
+        kind: approval
+        name: purchase_approval
+        entity: purchase_request
+        steps:
+          - {name: manager, approvers: {manager_of: requester}}
+          - {name: sales_finance, when: "department.code == 'SAL' and amount >= 1000", approvers: {user: fred}}
+        """
+    company = Company(tmp_path, db_url, text)
+    small = company.create("eve", title="Pens", amount=50)
+    large = company.create("eve", title="Desk", amount=1000)
+    for request in (small, large):
+        company.act("eve", request, "submit")
+        company.act("mary", request, "approve")
+    assert company.status(small) == "approved"
+    assert company.status(large) == "pending" and company.waiting("fred") == [large["id"]]
+    company.close()
+
+
+def test_a_record_in_flight_keeps_the_flow_it_started_with(tmp_path: Path, db_url: str) -> None:
+    first = """
+        kind: approval
+        name: purchase_approval
+        entity: purchase_request
+        steps:
+          - {name: manager, approvers: {manager_of: requester}}
+          - {name: finance, approvers: {user: fred}}
+        """
+    company = Company(tmp_path, db_url, first)
+    old = company.create("eve", title="Pens", amount=50)
+    company.act("eve", old, "submit")
+    company.reload("""
+        kind: approval
+        name: purchase_approval
+        entity: purchase_request
+        steps:
+          - {name: lead, approvers: {user: otto}}
+        """)
+    new = company.create("eve", title="Paper", amount=50)
+    company.act("eve", new, "submit")
+    assert company.waiting("otto") == [new["id"]]
+    company.act("mary", old, "approve")
+    assert company.waiting("fred") == [old["id"]]
+    company.act("fred", old, "approve")
+    assert company.status(old) == "approved"
+    company.close()
+
+
+def test_plain_workflow_transitions(tmp_path: Path, db_url: str) -> None:
+    company = Company(tmp_path, db_url)
+    order = company.create("eve", "sales_order", code="SO-1", total=0)
+    assert order["status"] == "draft"
+    with pytest.raises(ActionRefused, match="only manager may confirm"):
+        company.act("eve", order, "confirm", entity="sales_order")
+    with pytest.raises(ActionConflict, match="condition 'total > 0'"):
+        company.act("mary", order, "confirm", entity="sales_order")
+    with pytest.raises(ActionConflict, match="the record is draft"):
+        company.act("mary", order, "ship", entity="sales_order")
+    with pytest.raises(ActionInvalid, match="comment is required to cancel"):
+        company.act("mary", order, "cancel", entity="sales_order")
+    assert company.counts()["fw_timeline"] == 0 and company.status(order, "sales_order") == "draft"
+    company.records.update("sales_order", order["id"], {"total": 10}, company.actor("eve"), "api", order["version"])
+    assert company.act("mary", order, "confirm", entity="sales_order")["status"] == "confirmed"
+    company.act("otto", order, "ship", entity="sales_order")
+    shipped = company.get(order, "sales_order")
+    assert shipped["status"] == "shipped" and str(shipped["shipped_on"]) == "2026-11-30"
+    assert company.timeline(order, "sales_order") == [("confirm", "mary"), ("ship", "otto")]
+    company.close()
