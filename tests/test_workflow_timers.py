@@ -1,5 +1,5 @@
-"""Timers with an injected clock: reminders, their maximum, escalation, timeouts, and two
-workers sharing the job rows without running one twice."""
+"""Timers with an injected clock: reminders, their maximum, escalation, timeouts, two
+workers sharing the job rows without running one twice; statistics over time."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from workflow_deployment import Company
 
+from formwork.workflow.stats import approval_stats
 from formwork.workflow.timers import pending_jobs, run_due_jobs
 
 
@@ -107,3 +108,25 @@ def test_two_workers_never_run_a_job_twice(company: Company) -> None:
         thread.join()
     assert sum(done) == 12
     assert notifications(company, "mary", "remind") == 12
+
+
+def test_statistics_per_flow_step_and_approver(company: Company) -> None:
+    times = (2, 4, 10)
+    for number, hours in enumerate(times):
+        request = company.create("eve", title=f"Pens {number}", amount=50)
+        company.act("eve", request, "submit")
+        company.advance(hours=hours)
+        company.act("mary", request, "approve" if number else "reject", comment="why not")
+    waiting = company.create("eve", title="Desk", amount=20000)
+    company.act("eve", waiting, "submit")
+    company.act("mary", waiting, "approve")
+    company.advance(hours=30)
+    with company.engine.connect() as conn:
+        stats = approval_stats(conn, company.tables, company.now)
+    (flow,) = stats["flows"]
+    assert flow["runs"] == {"approved": 2, "rejected": 1, "running": 1}
+    manager = next(s for s in stats["steps"] if s["step"] == "manager")
+    assert (manager["approved"], manager["rejected"], manager["median_hours"], manager["p90_hours"]) == (3, 1, 3.0, 8.2)
+    finance = next(s for s in stats["steps"] if s["step"] == "finance")
+    assert (finance["pending"], finance["overdue"], finance["median_hours"]) == (2, 2, None)
+    assert {a["approver"]: a["pending"] for a in stats["approvers"]} == {"mary": 0, "fred": 1, "fay": 1}
