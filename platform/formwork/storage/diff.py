@@ -100,13 +100,13 @@ def compute_plan(conn: sa.Connection, app: App, allow_destructive: bool, target:
     ``target`` is ``build_schema(app)`` when the caller has it already.
     """
     state = read_state(conn)
-    if _unchanged_since(conn, app, state):
+    if unchanged_since(conn, app, state):
         return Plan(dialect=conn.dialect.name, allow_destructive=allow_destructive, metadata_hash=app.metadata_hash)
     planner = _Planner(conn, app, allow_destructive, state, target or build_schema(app))
     return planner.plan()
 
 
-def _unchanged_since(conn: sa.Connection, app: App, state: MetadataState | None) -> bool:
+def unchanged_since(conn: sa.Connection, app: App, state: MetadataState | None) -> bool:
     """True when the last migrate applied this very metadata and nobody touched its tables since."""
     return (
         state is not None

@@ -23,7 +23,7 @@ from formwork.metadata.model import App
 from formwork.problems import Problem
 from formwork.storage import lock
 from formwork.storage.conversion import shape_of, using_clause
-from formwork.storage.diff import compute_plan
+from formwork.storage.diff import compute_plan, unchanged_since
 from formwork.storage.engine import BEGIN_IMMEDIATE, SQLITE_BUSY_TIMEOUT_MS
 from formwork.storage.fingerprint import schema_fingerprint, table_digest, table_fingerprints
 from formwork.storage.plan import MigrationFailed, MigrationRefused, Operation, Plan
@@ -91,6 +91,8 @@ def _migrate_locked(conn: sa.Connection, app: App, allow_destructive: bool, git_
                 raise _busy() from exc
             # A web process holding a table lock must not make ALTER TABLE wait forever.
             conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'")
+        if unchanged_since(conn, app, read_state(conn)):
+            return Plan(dialect=conn.dialect.name, allow_destructive=allow_destructive, metadata_hash=app.metadata_hash)
         target = build_schema(app)
         plan = compute_plan(conn, app, allow_destructive, target)
         if plan.blocked:
