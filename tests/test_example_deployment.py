@@ -25,8 +25,10 @@ from formwork.metadata.model import App
 from formwork.metadata.project import Project, load_project
 from formwork.plugins import HookRegistry, PluginError, load_plugins
 from formwork.records import Actor, HookContext, RecordInvalid, RecordQuery, RecordService
+from formwork.security import load_actor
 from formwork.seeding import seed_demo
 from formwork.storage import build_schema, make_engine, migrate
+from formwork.workflow.actions import FlowEngine
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -702,17 +704,134 @@ def test_vendors_are_checked_and_get_their_order_as_text(company: Company, hooks
     ]
 
 
-def test_the_seeded_demo_has_history_for_the_reports(company: Company, project: Project) -> None:
-    report = seed_demo(project, company.records)
-    assert report.created["purchase_request"] == 16 and report.created["user"] == 19
-    products = company.records.list("product", SYSTEM, RecordQuery(sort=("sku",)))
+class Demo:
+    """The seeded demo company with its flow engine; people act under their own roles."""
+
+    def __init__(self, company: Company, project: Project) -> None:
+        self.company = company
+        self.records = company.records
+        self.report = seed_demo(project, company.records)
+        self.flows = FlowEngine(company.records)
+
+    def user_id(self, username: str) -> int:
+        return self.records.list("user", SYSTEM, RecordQuery(filters={"username": username}))[0]["id"]
+
+    def actor(self, username: str) -> Actor:
+        with self.company.engine.connect() as conn:
+            found = load_actor(conn, self.company.app, self.records.schema, self.user_id(username))
+        assert found is not None
+        return found
+
+    def create(self, username: str, entity: str, values: dict) -> dict:
+        return self.records.create(entity, values, self.actor(username), "api")
+
+    def act(
+        self, username: str, entity: str, record: dict, action: str, comment: str | None = None
+    ) -> str | None:
+        return self.flows.act(entity, record["id"], action, self.actor(username), comment=comment).status
+
+    def approvals(self, entity: str, record: dict) -> list[tuple[str | None, str | None]]:
+        """(step, user) of every approval on the record's timeline, in order."""
+        return [
+            (e["step"], e["user"])
+            for e in self.flows.timeline(entity, record["id"])
+            if e["action"] == "approve"
+        ]
+
+    def on_hand(self, sku: str) -> Decimal:
+        return self.records.list("product", SYSTEM, RecordQuery(filters={"sku": sku}))[0]["on_hand"]
+
+
+def test_the_seeded_demo_company_has_history_and_runs_its_flows(company: Company, project: Project) -> None:
+    demo = Demo(company, project)
+    assert demo.report.created["purchase_request"] == 16 and demo.report.created["user"] == 20
+    products = demo.records.list("product", SYSTEM, RecordQuery(sort=("sku",)))
     low = [p["sku"] for p in products if p["active"] and p["on_hand"] < p["reorder_level"]]
     assert low == ["EL-LAP-T14", "FU-DESK-140", "OF-PEN-BK", "OF-TONER-88A", "PK-TAPE-48"]
-    requests = company.records.list("purchase_request", SYSTEM, RecordQuery(sort=("id",)))
+    requests = demo.records.list("purchase_request", SYSTEM, RecordQuery(sort=("id",)))
     assert {r["status"] for r in requests} == {"approved", "rejected", "draft"}
     decided = [r for r in requests if r["status"] != "draft"]
     assert all(r["approval_days"] == (r["decided_on"] - r["requested_on"]).days for r in decided)
     assert max(r["total"] for r in requests) == Decimal("204000")
-    managers = {d["name"]: d["manager"] for d in company.records.list("department", SYSTEM, RecordQuery())}
-    users = {u["id"]: u["username"] for u in company.records.list("user", SYSTEM, RecordQuery())}
-    assert users[managers["财务部"]] == "liu.fang"
+    managers = {d["name"]: d["manager"] for d in demo.records.list("department", SYSTEM, RecordQuery())}
+    assert managers["财务部"] == demo.user_id("liu.fang")
+
+    # Purchase requests climb the approval tiers: manager, finance countersign, CEO.
+    finance = [("finance", "liu.fang"), ("finance", "chen.jing"), ("finance", "zhao.min")]
+    tiers = [
+        ("yang.yang", "office", "OF-A4-80", 100, "25", [("manager", "xu.ting")]),
+        ("huang.lei", "goods", "FU-CHAIR-ERG", 50, "900", [("manager", "wu.hao"), *finance]),
+        (
+            "sun.li",
+            "goods",
+            "EL-LAP-T14",
+            30,
+            "6800",
+            [("manager", "zhou.qiang"), *finance, ("ceo", "wang.jianguo")],
+        ),
+    ]
+    for requester, category, sku, quantity, price, approvers in tiers:
+        product = demo.records.list("product", SYSTEM, RecordQuery(filters={"sku": sku}))[0]
+        request = demo.create(
+            requester,
+            "purchase_request",
+            {
+                "title": f"{sku} x {quantity}",
+                "category": category,
+                "justification": "demo",
+                "lines": [{"product": product["id"], "quantity": quantity, "unit_price": price}],
+            },
+        )
+        assert request["department"] == demo.actor(requester).department_id, (
+            "department defaults to the user's"
+        )
+        assert demo.act(requester, "purchase_request", request, "submit") == "pending"
+        for _, approver in approvers:
+            demo.act(approver, "purchase_request", request, "approve")
+        decided = demo.records.get("purchase_request", request["id"], SYSTEM)
+        assert (decided["status"], demo.approvals("purchase_request", request)) == ("approved", approvers)
+        assert decided["decided_on"] == dt.date.today() and decided["approval_days"] == 0
+
+    # Leave: the team lead, and the department head too above 3 days.
+    for start, end, approvers in [
+        ("2027-01-04", "2027-01-08", [("manager", "qian.bo"), ("department_head", "zheng.wei")]),
+        ("2027-01-11", "2027-01-11", [("manager", "qian.bo")]),
+    ]:
+        leave = demo.create(
+            "ma.chao", "leave_request", {"leave_type": "annual", "start_date": start, "end_date": end}
+        )
+        demo.act("ma.chao", "leave_request", leave, "submit")
+        for _, approver in approvers:
+            demo.act(approver, "leave_request", leave, "approve")
+        assert demo.records.get("leave_request", leave["id"], SYSTEM)["status"] == "approved"
+        assert demo.approvals("leave_request", leave) == approvers
+
+    # The order lifecycle: the warehouse ships, the ship hook issues the goods.
+    customer = demo.records.list("customer", SYSTEM, RecordQuery(filters={"code": "C004"}))[0]
+    monitor = demo.records.list("product", SYSTEM, RecordQuery(filters={"sku": "EL-MON-27"}))[0]
+    order = demo.create(
+        "he.jun",
+        "sales_order",
+        {
+            "customer": customer["id"],
+            "shipping_address": customer["address"],
+            "lines": [{"product": monitor["id"], "quantity": 4, "unit_price": "1899"}],
+        },
+    )
+    assert order["status"] == "draft" and order["sales_rep"] == demo.user_id("he.jun")
+    assert demo.act("he.jun", "sales_order", order, "confirm") == "confirmed"
+    with pytest.raises(RecordInvalid) as no_waybill:
+        demo.act("ma.chao", "sales_order", order, "ship")
+    assert "tracking_no" in errors_of(no_waybill)
+    before = demo.on_hand("EL-MON-27")
+    order = demo.records.get("sales_order", order["id"], SYSTEM)
+    assert order["status"] == "confirmed" and order["shipped_on"] is None
+    demo.records.update(
+        "sales_order", order["id"], {"tracking_no": "SF1500000001"}, SYSTEM, "api", version=order["version"]
+    )
+    assert demo.act("ma.chao", "sales_order", order, "ship") == "shipped"
+    shipped = demo.records.get("sales_order", order["id"], SYSTEM)
+    assert shipped["shipped_on"] == dt.date.today()
+    assert demo.on_hand("EL-MON-27") == before - 4
+    issued = demo.records.list("stock_movement", SYSTEM, RecordQuery(filters={"reference": order["code"]}))
+    assert [(m["direction"], m["quantity"]) for m in issued] == [("out", Decimal("4"))]
