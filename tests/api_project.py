@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import flask
-import pytest
 import sqlalchemy as sa
 
 from formwork.metadata import compile_project
@@ -145,9 +144,8 @@ def serve(root: Path, db_url: str, config: dict[str, Any] | None = None) -> Serv
     return Served(app, app.extensions["formwork"], engine)
 
 
-@pytest.fixture
-def api(tmp_path: Path, db_url: str) -> Iterator[Served]:
-    """The purchasing deployment served on the test database."""
+def serving(tmp_path: Path, db_url: str) -> Iterator[Served]:
+    """The purchasing deployment served on the test database, for a fixture to yield from."""
     served = serve(tmp_path / "shop", db_url)
     yield served
     served.engine.dispose()

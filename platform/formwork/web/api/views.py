@@ -117,15 +117,30 @@ def _body(optional: bool = False) -> dict[str, Any]:
         raise ApiError(refused.status, [refused.error]) from None
 
 
-def _values(api: Api, entity: Entity, body: dict[str, Any]) -> dict[str, Any]:
+def _values(api: Api, entity: Entity, body: dict[str, Any], creating: bool) -> dict[str, Any]:
     """The body's values in their Python types; 422 with every type problem, together with
     the problems of keys that are not writable fields (the record service's judgement)."""
     schema = api.schemas[entity.name]
+    problems = _row_ids_on_create(entity, body) if creating else []
     try:
-        return schema.load(body)
-    except ValueProblems as problems:
+        values = schema.load(body)
+    except ValueProblems as wrong:
+        problems = [*wrong.errors, *problems]
+    if problems:
         keys = read_values(api.app, entity, schema.unread_keys(body), API_CHANNEL, None).errors
-        raise ApiError(INVALID_STATUS, [*problems.errors, *keys]) from None
+        raise ApiError(INVALID_STATUS, [*problems, *keys])
+    return values
+
+
+def _row_ids_on_create(entity: Entity, body: dict[str, Any]) -> list[FieldError]:
+    """A new record has no rows to keep: an ``id`` in one of its rows is refused."""
+    found = []
+    for fld in entity.fields.values():
+        rows = body.get(fld.name) if fld.type == "table" else None
+        for index, row in enumerate(rows if isinstance(rows, list) else []):
+            if isinstance(row, dict) and "id" in row:
+                found.append(FieldError(f"{fld.name}[{index}].id", "system_field", "is set by the system: a new record has no rows to keep"))
+    return found
 
 
 def _shape(api: Api, entity: Entity, records: list[dict[str, Any]], fields: tuple[str, ...] | None, paths: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -182,7 +197,7 @@ def _list(api: Api, entity: Entity) -> flask.Response:
 
 def _create(api: Api, entity: Entity) -> flask.Response:
     body = _body()
-    values = _values(api, entity, body)
+    values = _values(api, entity, body, creating=True)
     record = api.runtime.records.create(entity.name, values, request_actor(), API_CHANNEL)
     headers = {**_etag(record), "Location": f"{API_PREFIX}/{entity.name}/{record['id']}"}
     return json_response(api.dump(entity, record), 201, headers)
@@ -191,7 +206,7 @@ def _create(api: Api, entity: Entity) -> flask.Response:
 def _update(api: Api, entity: Entity, record_id: int) -> flask.Response:
     body = _body()
     version = _version(body, required=True)
-    values = _values(api, entity, body)
+    values = _values(api, entity, body, creating=False)
     record = api.runtime.records.update(entity.name, record_id, values, request_actor(), API_CHANNEL, version)
     return json_response(api.dump(entity, record), 200, _etag(record))
 
