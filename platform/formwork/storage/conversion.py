@@ -171,8 +171,11 @@ def _fits_decimal(new: Shape) -> Callable[[Any], bool]:
         if new.precision is None:
             return True
         scale = new.scale or 0
-        # Digits after the point beyond the new scale would be rounded away.
-        if number != number.quantize(Decimal(1).scaleb(-scale)):
+        try:
+            # Digits after the point beyond the new scale would be rounded away.
+            if number != number.quantize(Decimal(1).scaleb(-scale)):
+                return False
+        except InvalidOperation:  # more digits than any decimal column holds
             return False
         return len(str(abs(int(number)))) <= new.precision - scale or int(number) == 0
 
