@@ -164,7 +164,8 @@ def export_command(entity: str, file_format: str | None, output: Path | None, he
     target = output or Path(f"{entity}.{file_format}")
     try:
         if str(target) == "-":
-            count = _export_to(click.get_binary_stream("stdout"), runtime, entity, file_format, headers, where)
+            with click.open_file("-", "wb") as stdout:
+                count = _export_to(stdout, runtime, entity, file_format, headers, where)
         else:
             count = _export_file(target, runtime, entity, file_format, headers, where)
     except ExportRefused as refused:

@@ -116,14 +116,15 @@ def _param(name: str) -> str | None:
 
 def _upload() -> tuple[IO[bytes] | None, str]:
     """The uploaded file (seekable) and its name: the multipart field ``file``, else the raw body."""
-    if "file" in flask.request.files:
-        stored = flask.request.files["file"]
+    if flask.request.mimetype == "multipart/form-data":
+        stored = flask.request.files.get("file")
+        if stored is None:
+            return None, ""
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
         stored.save(spool)
         spool.seek(0)
         return spool, stored.filename or "upload"
-    if flask.request.mimetype.startswith("multipart/"):
-        return None, ""
+    # request.files or request.form would parse (and consume) a form-encoded body
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
     size = 0
     while chunk := flask.request.stream.read(CHUNK_BYTES):
