@@ -1,0 +1,144 @@
+"""The workflow's HTTP API, a blueprint under ``/api/v1`` beside the records API.
+
+- ``POST /api/v1/<entity>/<id>/workflow/<action>`` with JSON ``{comment, user, step,
+  position}``: any approval action (submit, approve, reject, return, withdraw, transfer,
+  delegate, add_approver, remove_approver, urge, comment, cc) or a plain workflow's
+  transition by name. 409 when the action no longer applies, 403 when it is not the
+  caller's to take, 422 for wrong input, 404 for an unknown record.
+- ``GET /api/v1/tasks?box=waiting|submitted|handled|cc`` -> ``{"items": [...]}``
+- ``GET /api/v1/<entity>/<id>/timeline`` -> ``{"items": [...]}``
+- ``GET /api/v1/workflow/stats[?flow=name]``
+- ``GET /api/v1/notifications[?unread=1]`` -> ``{"items": [...]}``
+
+Errors have the records API's shape: ``{"errors": [{"field", "code", "message"}]}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flask
+
+from formwork.records import Actor, FieldError
+from formwork.web.api import request_actor
+from formwork.web.api.errors import ApiError, refuse, register_error_handlers
+from formwork.web.api.payload import json_response
+from formwork.web.runtime import Runtime
+from formwork.workflow.actions import FlowEngine
+from formwork.workflow.errors import WorkflowError
+from formwork.workflow.notify import notifications_of
+from formwork.workflow.stats import approval_stats
+
+BLUEPRINT_NAME = "formwork_workflow"
+BODY_KEYS = ("comment", "user", "step", "position")
+MAX_PAGE = 500
+
+
+def workflow_blueprint(actor: Callable[[], Actor] = request_actor) -> flask.Blueprint:
+    """The workflow API. ``actor`` names the caller of the current request (the records
+    API's ``request_actor`` by default). Register it on a Formwork Flask app, whose
+    ``extensions["formwork"]`` holds the ``Runtime``."""
+    blueprint = flask.Blueprint(BLUEPRINT_NAME, __name__, url_prefix="/api/v1")
+    register_error_handlers(blueprint)
+
+    @blueprint.errorhandler(WorkflowError)
+    def refused(error: WorkflowError) -> flask.Response:
+        return json_response({"errors": [{"field": "", "code": error.code, "message": error.message}]}, error.status)
+
+    @blueprint.post("/<entity_name>/<record_id>/workflow/<action>")
+    def act(entity_name: str, record_id: str, action: str) -> flask.Response:
+        runtime = _runtime()
+        _entity(runtime, entity_name)
+        body = _body()
+        result = _engine(runtime).act(entity_name, _id(record_id), action, actor(), **body)
+        return json_response(result.as_dict())
+
+    @blueprint.get("/tasks")
+    def tasks() -> flask.Response:
+        user_id = _user_id(actor())
+        box = flask.request.args.get("box", "waiting")
+        limit, offset = _page()
+        return json_response({"items": _engine(_runtime()).inbox(user_id, box, limit, offset)})
+
+    @blueprint.get("/<entity_name>/<record_id>/timeline")
+    def timeline(entity_name: str, record_id: str) -> flask.Response:
+        runtime = _runtime()
+        _entity(runtime, entity_name)
+        number = _id(record_id)
+        runtime.records.get(entity_name, number, actor())  # 404/403 unless the caller may see it
+        return json_response({"items": _engine(runtime).timeline(entity_name, number)})
+
+    @blueprint.get("/workflow/stats")
+    def stats() -> flask.Response:
+        runtime = _runtime()
+        engine = _engine(runtime)
+        with runtime.engine.connect() as conn:
+            return json_response(approval_stats(conn, engine.tables, engine.clock(), flask.request.args.get("flow")))
+
+    @blueprint.get("/notifications")
+    def notifications() -> flask.Response:
+        runtime = _runtime()
+        user_id = _user_id(actor())
+        unread = flask.request.args.get("unread") in ("1", "true", "yes")
+        with runtime.engine.connect() as conn:
+            return json_response({"items": notifications_of(conn, _engine(runtime).tables, user_id, unread)})
+
+    return blueprint
+
+
+def _runtime() -> Runtime:
+    return flask.current_app.extensions["formwork"]
+
+
+def _engine(runtime: Runtime) -> FlowEngine:
+    """One engine per app (it keeps compiled conditions), made on first use."""
+    extensions = flask.current_app.extensions
+    engine = extensions.get(BLUEPRINT_NAME)
+    if engine is None or engine.records is not runtime.records:
+        engine = extensions[BLUEPRINT_NAME] = FlowEngine(runtime.records)
+    return engine
+
+
+def _entity(runtime: Runtime, name: str) -> None:
+    if name not in runtime.app_model.entities:
+        raise refuse(404, "", "not_found", f"there is no entity '{name}'")
+
+
+def _id(text: str) -> int:
+    if not text.isdigit():
+        raise refuse(404, "", "not_found", f"'{text}' is not a record id")
+    return int(text)
+
+
+def _user_id(caller: Actor) -> int:
+    if caller.user_id is None:
+        raise refuse(401, "", "login_required", "log in to see your tasks and notifications")
+    return caller.user_id
+
+
+def _page() -> tuple[int, int]:
+    args = flask.request.args
+    try:
+        limit = int(args.get("limit", 100))
+        offset = int(args.get("offset", 0))
+    except ValueError:
+        raise refuse(422, "limit", "type", "limit and offset must be whole numbers") from None
+    if not 0 < limit <= MAX_PAGE or offset < 0:
+        raise refuse(422, "limit", "range", f"limit must be 1 to {MAX_PAGE} and offset at least 0")
+    return limit, offset
+
+
+def _body() -> dict[str, Any]:
+    """The action's options from the JSON body (which may be empty)."""
+    raw = flask.request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    body = flask.request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise refuse(400, "", "bad_json", "the body must be a JSON object like {\"comment\": \"...\"}")
+    errors = [FieldError(key, "unknown_field", f"is not an option of workflow actions ({', '.join(BODY_KEYS)})") for key in body if key not in BODY_KEYS]
+    errors += [FieldError(key, "type", "must be text") for key in BODY_KEYS if body.get(key) is not None and not isinstance(body[key], str)]
+    if errors:
+        raise ApiError(422, errors)
+    return {key: body[key] for key in BODY_KEYS if body.get(key) is not None}

@@ -1,0 +1,78 @@
+"""The workflow HTTP API on a real Flask app: actions, 409 on a decided task, inbox boxes,
+the timeline, statistics, and refused input that changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import flask
+import pytest
+from workflow_deployment import Company
+
+from formwork.records import Actor
+from formwork.web import create_app
+from formwork.web.api_workflow import workflow_blueprint
+
+
+@pytest.fixture
+def served(tmp_path: Path, db_url: str) -> Iterator[tuple[Company, flask.testing.FlaskClient]]:
+    company = Company(tmp_path, db_url)
+
+    def caller() -> Actor:
+        name = flask.request.headers.get("X-User")
+        return company.actor(name) if name else Actor(None, "anonymous")
+
+    app = create_app(company.project, app_model=company.app, engine=company.engine, config={"TESTING": True})
+    app.register_blueprint(workflow_blueprint(caller))
+    yield company, app.test_client()
+    company.close()
+
+
+def post(client: flask.testing.FlaskClient, caller: str, record: dict, action: str, **body: object) -> flask.Response:
+    return client.post(f"/api/v1/purchase_request/{record['id']}/workflow/{action}", json=body, headers={"X-User": caller})
+
+
+def test_a_request_through_the_api(served: tuple[Company, flask.testing.FlaskClient]) -> None:
+    company, client = served
+    request = company.create("eve", title="Laptops", amount=20000)
+    response = post(client, "eve", request, "submit", comment="for the new hires")
+    assert response.status_code == 200 and response.json["status"] == "pending" and response.json["step"] == "manager"
+    waiting = client.get("/api/v1/tasks?box=waiting", headers={"X-User": "mary"}).json["items"]
+    assert [(i["entity"], i["record_id"], i["title"]) for i in waiting] == [("purchase_request", request["id"], "Laptops")]
+    assert post(client, "mary", request, "approve").status_code == 200
+    assert post(client, "fred", request, "approve").json["status"] == "pending"
+    assert post(client, "fay", request, "approve").json["status"] == "approved"
+    timeline = client.get(f"/api/v1/purchase_request/{request['id']}/timeline", headers={"X-User": "eve"}).json["items"]
+    assert [(e["action"], e["user"]) for e in timeline][:2] == [("submit", "eve"), ("approve", "mary")]
+    assert timeline[0]["comment"] == "for the new hires"
+    for box, user in (("submitted", "eve"), ("handled", "fred"), ("cc", "eve")):
+        items = client.get(f"/api/v1/tasks?box={box}", headers={"X-User": user}).json["items"]
+        assert [i["record_id"] for i in items] == [request["id"]], box
+    stats = client.get("/api/v1/workflow/stats", headers={"X-User": "ada"}).json
+    assert stats["flows"][0]["runs"] == {"approved": 1}
+    assert client.get("/api/v1/notifications", headers={"X-User": "mary"}).json["items"][0]["event"] == "task"
+
+
+def test_refusals_say_why_and_change_nothing(served: tuple[Company, flask.testing.FlaskClient]) -> None:
+    company, client = served
+    request = company.create("eve", title="Pens", amount=50)
+    post(client, "eve", request, "submit")
+    before = company.counts()
+    cases = [
+        (post(client, "otto", request, "approve"), 403, "not_yours"),
+        (post(client, "mary", request, "reject"), 422, "comment_required"),
+        (post(client, "mary", request, "transfer", user="ivan"), 422, "inactive_user"),
+        (post(client, "mary", request, "approve", comment=5), 422, "type"),
+        (post(client, "mary", request, "approve", colour="red"), 422, "unknown_field"),
+        (client.post("/api/v1/nothing/1/workflow/approve", headers={"X-User": "mary"}), 404, "not_found"),
+        (client.post("/api/v1/purchase_request/999/workflow/approve", headers={"X-User": "mary"}), 404, "not_found"),
+        (client.get("/api/v1/tasks?box=later", headers={"X-User": "mary"}), 422, "unknown_box"),
+        (client.get("/api/v1/tasks"), 401, "login_required"),
+    ]
+    for response, status, code in cases:
+        assert (response.status_code, response.json["errors"][0]["code"]) == (status, code), response.json
+    assert company.counts() == before
+    assert post(client, "mary", request, "approve").status_code == 200
+    again = post(client, "mary", request, "approve")
+    assert again.status_code == 409 and "already approved" in again.json["errors"][0]["message"]
