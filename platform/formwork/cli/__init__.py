@@ -16,6 +16,7 @@ from formwork.cli.metadata import validate_command
 from formwork.cli.scaffold import init_command
 from formwork.cli.serve import serve_command
 from formwork.cli.transfer import export_command, import_command
+from formwork.cli.workflow import tasks_command, worker_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,7 +26,7 @@ def cli() -> None:
 
 
 for command in (validate_command, plan_command, migrate_command, seed_command, serve_command, init_command, import_command, export_command,
-                users_group, departments_group, tokens_group, access_group):
+                users_group, departments_group, tokens_group, access_group, worker_command, tasks_command):
     cli.add_command(command)
 
 
