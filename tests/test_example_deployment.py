@@ -25,7 +25,7 @@ from formwork.metadata.model import App
 from formwork.metadata.project import Project, load_project
 from formwork.plugins import HookRegistry, PluginError, load_plugins
 from formwork.records import Actor, HookContext, RecordInvalid, RecordQuery, RecordService
-from formwork.security import load_actor
+from formwork.security import RolePolicy, load_actor
 from formwork.seeding import seed_demo
 from formwork.storage import build_schema, make_engine, migrate
 from formwork.workflow.actions import FlowEngine
@@ -211,7 +211,8 @@ def test_sales_orders_follow_the_order_lifecycle(app: App, hooks: HookRegistry) 
 def test_roles_grant_rows_fields_and_actions(app: App) -> None:
     assert set(ROLES) == set(app.roles)
     rows = {grant.rows for role in app.roles.values() for grant in role.grants.values()}
-    assert {"own", "department", "department_tree", "all", "department == $user.department"} <= rows
+    assert {"own", "department", "department_tree", "all"} <= rows
+    assert "contract_type == 'sales' or department == $user.department" in rows
     assert app.roles["finance"].grants["expense_claim"].read_only
     assert "cost" in app.roles["warehouse"].grants["product"].hidden
     assert app.roles["sales_manager"].inherits == ("sales", "manager")
@@ -712,6 +713,14 @@ class Demo:
         self.records = company.records
         self.report = seed_demo(project, company.records)
         self.flows = FlowEngine(company.records)
+        app, schema = company.app, company.records.schema
+        self.secured = RecordService(
+            app,
+            schema,
+            company.engine,
+            company.records.hooks,
+            policy=RolePolicy(app, schema.tables, company.engine),
+        )
 
     def user_id(self, username: str) -> int:
         return self.records.list("user", SYSTEM, RecordQuery(filters={"username": username}))[0]["id"]
@@ -737,6 +746,11 @@ class Demo:
             for e in self.flows.timeline(entity, record["id"])
             if e["action"] == "approve"
         ]
+
+    def visible(self, username: str, entity: str, key: str) -> list[Any]:
+        """``key`` of the records of ``entity`` that ``username``'s roles let them see, by id."""
+        rows = self.secured.list(entity, self.actor(username), RecordQuery(sort=("id",)))
+        return [row.get(key) for row in rows]
 
     def on_hand(self, sku: str) -> Decimal:
         return self.records.list("product", SYSTEM, RecordQuery(filters={"sku": sku}))[0]["on_hand"]
@@ -835,3 +849,40 @@ def test_the_seeded_demo_company_has_history_and_runs_its_flows(company: Company
     assert demo.on_hand("EL-MON-27") == before - 4
     issued = demo.records.list("stock_movement", SYSTEM, RecordQuery(filters={"reference": order["code"]}))
     assert [(m["direction"], m["quantity"]) for m in issued] == [("out", Decimal("4"))]
+
+
+def test_roles_show_each_person_their_share_of_the_demo(company: Company, project: Project) -> None:
+    demo = Demo(company, project)
+    # employee: the requests that name them
+    assert demo.visible("yang.yang", "purchase_request", "title") == [
+        "第一季度办公用品采购",
+        "新办公区人体工学椅",
+        "办公用品补货 - 中性笔",
+    ]
+    assert demo.visible("emily.carter", "contract", "title") == ["Pacific Rim 2027 distribution agreement"]
+    # roles add up: a buyer sees approved requests, a manager their department tree's
+    approved = {
+        r["code"]
+        for r in demo.records.list("purchase_request", SYSTEM, RecordQuery())
+        if r["status"] == "approved"
+    }
+    purchasing_department = {"PR-2026-00004", "PR-2026-00008"}
+    assert set(demo.visible("zhou.qiang", "purchase_request", "code")) == {
+        c for c in approved | purchasing_department
+    }
+    assert demo.visible("sun.li", "purchase_request", "status").count("draft") == 0
+    # department_tree: the head of sales sees both sales groups' orders; a rep only theirs
+    assert len(demo.visible("li.na", "sales_order", "code")) == 12
+    assert (
+        demo.visible("he.jun", "sales_order", "customer")
+        == [demo.records.list("customer", SYSTEM, RecordQuery(filters={"code": "C003"}))[0]["id"]] * 2
+    )
+    # an expression on rows: the warehouse sees orders to ship or shipped, not drafts
+    assert sorted(demo.visible("ma.chao", "sales_order", "status")) == ["confirmed", "shipped", "shipped"]
+    # hidden fields: product cost for the warehouse, bank accounts for managers
+    product = demo.secured.list("product", demo.actor("ma.chao"), RecordQuery(limit=1))[0]
+    assert "cost" not in product and "on_hand" in product
+    assert "cost" in demo.secured.list("product", demo.actor("liu.fang"), RecordQuery(limit=1))[0]
+    assert demo.visible("xu.ting", "expense_claim", "bank_account") == [None]
+    assert demo.visible("yang.yang", "expense_claim", "bank_account") == ["6222 0210 0198 7654 321"]
+    assert len(demo.visible("chen.jing", "expense_claim", "code")) == 5
