@@ -243,3 +243,12 @@ def test_importer_used_from_python(deployment: Deployment, tmp_path: Path) -> No
     assert [p.format("f.csv") for p in report.problems] == ["f.csv:row 2: title: must be at most 40 characters"]
     assert (report.rows, report.valid, report.rejected, report.created) == (2, 1, 1, 0)
     assert deployment.count("expense") == 0
+
+
+def test_valid_rows_mode_stops_at_undecodable_bytes_and_leaves_no_rejects(deployment: Deployment, tmp_path: Path) -> None:
+    file = csv_file(tmp_path / "half.csv", ["title,amount", "bad,-1", "good,1", "出差,3"], encoding="gbk")
+    result = deployment.cli("import", "expense", str(file), "--mode", "valid-rows")
+    assert result.exit_code == 1
+    assert f"{file}:row 4: cannot be read as utf-8-sig" in result.output
+    assert deployment.count("expense") == 0
+    assert not (tmp_path / "half.rejects.csv").exists()

@@ -83,6 +83,12 @@ def import_command(entity: str, file: Path, dry_run: bool, mode: str, rejects: P
         except FileUnreadable as unreadable:
             _stop(f"{display}: {unreadable.message}")
             return
+        opened: list[Path] = []
+
+        def open_rejects() -> CsvWriter:
+            opened.append(rejects_path)
+            return CsvWriter(open(rejects_path, "wb"), owns_stream=True)  # noqa: SIM115 - the writer closes it
+
         with _progress(reader.extent, "rows" if isinstance(reader, XlsxReader) else "bytes") as progress:
             importer = Importer(
                 runtime.records,
@@ -90,7 +96,7 @@ def import_command(entity: str, file: Path, dry_run: bool, mode: str, rejects: P
                 Actor.system(),
                 mode=mode,
                 dry_run=dry_run,
-                rejects=(lambda: CsvWriter(open(rejects_path, "wb"))) if use_rejects else None,
+                rejects=open_rejects if use_rejects else None,
                 progress=progress,
             )
             try:
@@ -98,7 +104,11 @@ def import_command(entity: str, file: Path, dry_run: bool, mode: str, rejects: P
             except PermissionDenied as denied:
                 _stop(str(denied))
                 return
-    _print_report(report, display, rejects_path if use_rejects and report.rejected else None)
+    if report.file_refused:
+        # the import stopped part-way (e.g. undecodable bytes) and wrote nothing: no rejects either
+        for path in opened:
+            path.unlink(missing_ok=True)
+    _print_report(report, display, rejects_path if opened and not report.file_refused else None)
     if not report.ok:
         sys.exit(1)
 

@@ -178,8 +178,9 @@ class TableWriter(Protocol):
 class CsvWriter:
     """CSV in UTF-8 with a byte order mark (Excel then reads Chinese text correctly)."""
 
-    def __init__(self, stream: IO[bytes]):
+    def __init__(self, stream: IO[bytes], owns_stream: bool = False):
         self.stream = stream
+        self.owns_stream = owns_stream
         self.text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="", write_through=True)
         self.writer = csv.writer(self.text)
 
@@ -187,8 +188,13 @@ class CsvWriter:
         self.writer.writerow([cell_text(c) for c in cells])
 
     def close(self) -> None:
+        """Finish the file; the stream is closed too when the writer owns it, else flushed."""
         self.text.flush()
         self.text.detach()
+        if self.owns_stream:
+            self.stream.close()
+        else:
+            self.stream.flush()
 
 
 class XlsxWriter:
