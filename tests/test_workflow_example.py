@@ -1,0 +1,112 @@
+"""The example deployment's purchase approval, as its users live it: 3,000 needs the
+manager, 20,000 also finance's countersign, 200,000 also the CEO; the inbox and the
+worker through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from formwork.metadata import compile_project
+from formwork.metadata.project import load_project
+from formwork.plugins import load_plugins
+from formwork.records import Actor, RecordService
+from formwork.seeding import seed_demo
+from formwork.storage import build_schema, make_engine, migrate
+from formwork.workflow.actions import FlowEngine
+
+REPO = Path(__file__).resolve().parent.parent
+TIERS = {
+    3000: ("office", "OF-A4-80", 120, "25.00"),
+    20000: ("it", "EL-MON-27", 10, "2000.00"),
+    200000: ("goods", "EL-LAP-T14", 25, "8000.00"),
+}
+
+
+class Example:
+    def __init__(self, root: Path, db_url: str) -> None:
+        self.project = load_project(root, environ={"DATABASE_URL": db_url})
+        self.app = compile_project(self.project)
+        self.engine = make_engine(db_url)
+        migrate(self.engine, self.app, allow_destructive=False)
+        hooks = load_plugins(self.project.plugin_dirs, self.project.display)
+        self.records = RecordService(self.app, build_schema(self.app), self.engine, hooks)
+        seed_demo(self.project, self.records)
+        self.flows = FlowEngine(self.records)
+
+    def actor(self, username: str) -> Actor:
+        users, roles = self.flows.tables["fw_user"], self.flows.tables["fw_user_role"]
+        with self.engine.connect() as conn:
+            user = conn.execute(sa.select(users).where(users.c.username == username)).mappings().one()
+            held = frozenset(r.role for r in conn.execute(sa.select(roles.c.role).where(roles.c.user_id == user["id"])))
+        return Actor(user["id"], username, held, user["department"], "admin" in held)
+
+    def request(self, amount: int) -> dict:
+        category, sku, quantity, price = TIERS[amount]
+        products = self.flows.tables["product"]
+        with self.engine.connect() as conn:
+            product = conn.execute(sa.select(products.c.id).where(products.c.sku == sku)).scalar_one()
+        values = {"title": f"Request of {amount}", "category": category, "justification": "needed for the team",
+                  "lines": [{"product": product, "quantity": quantity, "unit_price": price}]}
+        return self.records.create("purchase_request", values, self.actor("tang.jie"), "screen")
+
+    def act(self, username: str, record: dict, action: str, **options: str) -> str | None:
+        return self.flows.act("purchase_request", record["id"], action, self.actor(username), **options).status
+
+    def waiting(self, username: str) -> list[int]:
+        return [i["record_id"] for i in self.flows.inbox(self.actor(username).user_id or 0, "waiting")]
+
+
+@pytest.fixture
+def example(example_project: Path, db_url: str) -> Iterator[Example]:
+    made = Example(example_project, db_url)
+    yield made
+    made.engine.dispose()
+
+
+def test_three_tiers_then_the_inbox_and_worker_from_the_command_line(example: Example, example_project: Path, db_url: str) -> None:
+    small, medium, large = (example.request(amount) for amount in TIERS)
+    for request in (small, medium, large):
+        assert example.act("tang.jie", request, "submit") == "pending"
+    assert set(example.waiting("guo.peng")) >= {small["id"], medium["id"], large["id"]}
+    for request in (small, medium, large):
+        example.act("guo.peng", request, "approve", comment="OK")
+    assert example.records.get("purchase_request", small["id"], Actor.system())["status"] == "approved"
+    finance = ("liu.fang", "chen.jing", "zhao.min")
+    for person in finance:
+        assert {medium["id"], large["id"]} <= set(example.waiting(person))
+    for person in finance:
+        example.act(person, medium, "approve")
+        example.act(person, large, "approve")
+    assert example.records.get("purchase_request", medium["id"], Actor.system())["status"] == "approved"
+    assert example.waiting("wang.jianguo") == [large["id"]]
+    assert example.act("wang.jianguo", large, "approve") == "approved"
+    decided = example.records.get("purchase_request", large["id"], Actor.system())
+    assert decided["decided_on"] is not None  # the deployment's own hook saw the status change
+
+    # the same deployment from the command line (one seeded database serves both parts)
+    request = example.request(3000)
+    example.act("tang.jie", request, "submit")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SMTP_URL")} | {"DATABASE_URL": db_url}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(REPO / "cli.py"), *args, "--project", str(example_project)],
+                              env=env, capture_output=True, text=True, timeout=120)
+
+    shown = cli("tasks", "--user", "guo.peng", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert [(i["entity"], i["record_id"]) for i in json.loads(shown.stdout)["items"]] == [("purchase_request", request["id"])]
+    text = cli("tasks", "--user", "tang.jie", "--box", "submitted")
+    assert text.returncode == 0 and "purchase_request" in text.stdout
+    unknown = cli("tasks", "--user", "nobody")
+    assert unknown.returncode == 1 and "there is no user 'nobody'" in unknown.stderr and "Traceback" not in unknown.stderr
+    once = cli("worker", "--once")
+    assert once.returncode == 0, once.stderr
+    assert "0 timer job(s), 0 mail(s)." in once.stdout and "SMTP_URL is not set" in once.stderr
