@@ -243,9 +243,11 @@ def _beyond(column: sa.ColumnElement[Any], desc: bool, value: Any) -> tuple[sa.C
     sort last ascending and first descending."""
     if value is None:
         return (column.is_not(None) if desc else sa.false()), column.is_(None)
+    # a bound literal: SQLAlchemy refuses < and > against a bare True or False
+    bound = sa.literal(value, column.type)
     if desc:
-        return column < value, column == value
-    return sa.or_(column > value, column.is_(None)), column == value
+        return column < bound, column == bound
+    return sa.or_(column > bound, column.is_(None)), column == bound
 
 
 def _default_search(app: App, entity: Entity) -> tuple[str, ...]:
