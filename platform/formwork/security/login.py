@@ -9,6 +9,7 @@ get the same message, so a login form does not tell which usernames exist.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -93,5 +94,5 @@ def attempt_login(conn: sa.Connection, users: sa.Table, security: SecurityTables
 
 
 def _locked_message(until: datetime, now: datetime) -> str:
-    minutes = max(1, int((until - now).total_seconds() // 60) + 1)
+    minutes = max(1, math.ceil((until - now).total_seconds() / 60))
     return f"too many failed logins: try again in {minutes} minute{'s' if minutes != 1 else ''}"
