@@ -99,7 +99,7 @@ class _SchemaBuilder:
         # Names of constraints and indexes come from the target names, so after a rename
         # the planner sees which of them must be renamed too.
         target = entity.table
-        col = lambda name: self._col(entity, name)  # noqa: E731
+        col = functools.partial(self._col, entity)
         items: list[sa.SchemaItem] = [
             sa.Column(col("id"), sa.Integer, primary_key=True, autoincrement=True),
             sa.Column(col("created_at"), sa.DateTime(timezone=True), nullable=False, server_default=sa.func.current_timestamp()),
@@ -139,7 +139,7 @@ class _SchemaBuilder:
 
     def _child_columns(self, entity: Entity) -> list[sa.SchemaItem]:
         target = entity.table
-        col = lambda name: self._col(entity, name)  # noqa: E731
+        col = functools.partial(self._col, entity)
         items: list[sa.SchemaItem] = [
             sa.Column(col("parent_id"), sa.Integer, nullable=True),
             sa.Column(col("parent_field"), sa.String(60), nullable=True),
