@@ -99,3 +99,14 @@ def test_export_to_standard_output_as_xlsx(deployment: Deployment, tmp_path: Pat
     rows = list(openpyxl.load_workbook(path, read_only=True).worksheets[0].iter_rows(values_only=True))
     assert len(rows) == 4
     assert rows[3][0] == "Hotel" and rows[3][2] == "Sales"
+
+
+def test_department_tree_exports_parents_by_name(deployment: Deployment, tmp_path: Path) -> None:
+    source = tmp_path / "tree.csv"
+    source.write_text("name,code,parent\nAsia,AS,\nChina,CN,Asia\nShanghai,SH,China\n", encoding="utf-8")
+    assert deployment.cli("import", "department", str(source)).exit_code == 0
+    out = tmp_path / "departments.csv"
+    assert deployment.cli("export", "department", "-o", str(out), "--filter", "code is not None").exit_code == 0
+    with out.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["Name"], r["Parent department"]) for r in rows] == [("Asia", ""), ("China", "Asia"), ("Shanghai", "China")]

@@ -237,10 +237,13 @@ def test_files_that_are_not_tables(deployment: Deployment, tmp_path: Path) -> No
 
 def test_importer_used_from_python(deployment: Deployment, tmp_path: Path) -> None:
     file = csv_file(tmp_path / "long_title.csv", ["title,amount", "x" * 41 + ",1", "fine,2"])
-    importer = Importer(deployment.records, "expense", Actor.system())
+    positions: list[int] = []
+    importer = Importer(deployment.records, "expense", Actor.system(), batch_size=1, progress=positions.append)
     with file.open("rb") as stream:
-        report = importer.run(CsvReader(stream))
+        report = importer.run(CsvReader(stream, extent=file.stat().st_size))
     assert [p.format("f.csv") for p in report.problems] == ["f.csv:row 2: title: must be at most 40 characters"]
+    # progress is told after each batch, in bytes of the file read so far
+    assert len(positions) == 2 and positions[0] <= positions[1] == file.stat().st_size
     assert (report.rows, report.valid, report.rejected, report.created) == (2, 1, 1, 0)
     assert deployment.count("expense") == 0
 
