@@ -44,6 +44,8 @@ from formwork.metadata.model import (
 RULE_KINDS = ("role", "user", "field", "manager_of", "manager_chain", "department_head", "plugin")
 ROW_SCOPES = ("all", "own", "department", "department_tree")
 DECIMAL_DIGITS = (18, 2)
+# State names are names, at most 50 characters (see checks.MAX_NAME).
+STATE_NAME_LENGTH = 50
 _DURATION = re.compile(r"^([1-9][0-9]*)([mhd])$")
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 _STATUS_LABELS = {
@@ -133,7 +135,8 @@ class Builder:
             default=states[0] if states else None,
             options=tuple(ChoiceOption(s, labels.get(s) or {self.locale: humanise(s)}) for s in states),
             read_only=True,
-            max_length=max((len(s) for s in states), default=20),
+            # Fixed, not the longest state: adding or dropping a state must never resize the column.
+            max_length=STATE_NAME_LENGTH,
         )
 
     def entity(self, data: Located, status: Field | None, is_child: bool) -> Entity:
