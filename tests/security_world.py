@@ -21,7 +21,7 @@ from formwork.metadata.model import App
 from formwork.metadata.project import Project
 from formwork.plugins import HookRegistry, load_plugins
 from formwork.records import Actor, RecordService
-from formwork.security import RolePolicy, load_actor, security_tables
+from formwork.security import RolePolicy, load_actor
 from formwork.security.accounts import Accounts
 from formwork.storage import Schema, build_schema, make_engine, migrate
 
@@ -132,13 +132,6 @@ def write_project(root: Path, database_url: str) -> Path:
     return root
 
 
-def create_security_tables(schema: Schema, engine: sa.Engine) -> None:
-    """Create the security stage's tables when migrate has not (storage adds them to
-    ``build_schema``; until then the tests create them here)."""
-    t = security_tables(schema.metadata)
-    schema.metadata.create_all(engine, tables=[t.tokens, t.sessions, t.login_attempts, t.events], checkfirst=True)
-
-
 class Clock:
     """A clock the tests move by hand (``clock.now += timedelta(...)``)."""
 
@@ -201,7 +194,6 @@ def build_world(root: Path, database_url: str, people: dict[str, tuple[tuple[str
     engine = make_engine(database_url)
     migrate(engine, app)
     schema = build_schema(app)
-    create_security_tables(schema, engine)
     clock = Clock()
     records = RecordService(app, schema, engine, hooks, clock=clock, policy=RolePolicy(app, schema.tables, engine, clock))
     accounts = Accounts(records, clock=clock)
