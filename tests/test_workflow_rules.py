@@ -1,4 +1,5 @@
-"""Approver rules, conditions, the flow snapshot a record keeps, and plain workflows."""
+"""Approver rules, conditions, the flow snapshot a record keeps (with the report of records
+in flight and the step's field permissions), and plain workflows."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ import pytest
 from workflow_deployment import Company
 
 from formwork.workflow.errors import ActionConflict, ActionInvalid, ActionRefused
+from formwork.workflow.fields import StepFields, step_fields
+from formwork.workflow.versions import in_flight_report
+
+
+def fields_of(company: Company, record: dict, entity: str = "purchase_request") -> StepFields:
+    with company.engine.connect() as conn:
+        return step_fields(conn, company.app, company.tables, entity, record["id"], company.status(record, entity))
 
 
 def single_step(approvers: str, mode: str = "sequence") -> str:
@@ -75,12 +83,14 @@ def test_a_record_in_flight_keeps_the_flow_it_started_with(tmp_path: Path, db_ur
         name: purchase_approval
         entity: purchase_request
         steps:
-          - {name: manager, approvers: {manager_of: requester}}
+          - {name: manager, approvers: {manager_of: requester}, editable: [amount], hidden: [reviewer]}
           - {name: finance, approvers: {user: fred}}
         """
     company = Company(tmp_path, db_url, first)
     old = company.create("eve", title="Pens", amount=50)
+    draft_fields = fields_of(company, old)
     company.act("eve", old, "submit")
+    assert not draft_fields.locked and fields_of(company, old) == StepFields(locked=True, editable=("amount",), hidden=("reviewer",))
     company.reload("""
         kind: approval
         name: purchase_approval
@@ -91,6 +101,11 @@ def test_a_record_in_flight_keeps_the_flow_it_started_with(tmp_path: Path, db_ur
     new = company.create("eve", title="Paper", amount=50)
     company.act("eve", new, "submit")
     assert company.waiting("otto") == [new["id"]]
+    with company.engine.connect() as conn:
+        report = in_flight_report(conn, company.app, company.tables)
+    assert [(r.record_id, r.step, r.reason) for r in report] == [(old["id"], "manager", "step_removed")]
+    assert "finishes on the steps it started with" in report[0].describe()
+    assert fields_of(company, old).editable == ("amount",)  # the step of the version it started with
     company.act("mary", old, "approve")
     assert company.waiting("fred") == [old["id"]]
     company.act("fred", old, "approve")
@@ -111,6 +126,7 @@ def test_plain_workflow_transitions(tmp_path: Path, db_url: str) -> None:
     with pytest.raises(ActionInvalid, match="comment is required to cancel"):
         company.act("mary", order, "cancel", entity="sales_order")
     assert company.counts()["fw_timeline"] == 0 and company.status(order, "sales_order") == "draft"
+    assert fields_of(company, order, "sales_order") == StepFields(locked=False)
     company.records.update("sales_order", order["id"], {"total": 10}, company.actor("eve"), "api", order["version"])
     assert company.act("mary", order, "confirm", entity="sales_order")["status"] == "confirmed"
     company.act("otto", order, "ship", entity="sales_order")

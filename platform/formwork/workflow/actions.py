@@ -331,7 +331,7 @@ class _Run:
 
     def transition(self, flow: Workflow, name: str, comment: str | None) -> None:
         machine = workflow_machine(flow)
-        move = machine.fire(self.status, name)
+        move = machine.fire(self.status or "without a status", name)
         if move.roles and not self.actor.is_admin and not self.actor.roles.intersection(move.roles):
             raise ActionRefused(f"only {', '.join(move.roles)} may {name} a {self.entity}", "role")
         _check_comment(name, comment, move.comment)
@@ -346,7 +346,7 @@ class _Run:
             changes = {k: v for k, v in draft.items() if k in entity.fields and entity.fields[k].is_stored and v != self.record.get(k)}
         before = self.status
         self._set_status(move.target, changes)
-        self._log(name, comment, details_from=before, details_to=move.target)
+        self._log(name, comment, from_state=before, to_state=move.target)
 
     # ------------------------------------------------------------- approvals
 
@@ -682,6 +682,8 @@ class _Run:
 
     def hand_over(self, action: str, username: str, comment: str | None) -> None:
         task = self._my_task(action)
+        if task["role"] == DELEGATE:
+            raise ActionRefused(f"a delegate gives an opinion and cannot {action} the task", "delegate")
         other = self._other_user(username, action)
         if any(t["assignee_id"] == other and t["state"] in OPEN_TASK_STATES for t in self._step_tasks()):
             raise ActionInvalid(f"cannot {action}: {username} already has a task on this step", "already_assigned")
