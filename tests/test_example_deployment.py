@@ -3,7 +3,9 @@
 It must validate without a single problem and hold what docs/example-deployment.md
 promises: the OA and purchase-sales-inventory entities, their forms, the approval
 flows and the order workflow, the roles, the reports, the plugin hooks the metadata
-names, and demo data that fits the metadata.
+names, and demo data that fits the metadata. On SQLite and PostgreSQL, the plugins keep
+their promises through RecordService, and the seeded demo company runs its approval
+tiers and order lifecycle (FlowEngine) and shows each person their share (RolePolicy).
 """
 
 from __future__ import annotations
