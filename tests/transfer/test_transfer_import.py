@@ -255,3 +255,23 @@ def test_valid_rows_mode_stops_at_undecodable_bytes_and_leaves_no_rejects(deploy
     assert f"{file}:row 4: cannot be read as utf-8-sig" in result.output
     assert deployment.count("expense") == 0
     assert not (tmp_path / "half.rejects.csv").exists()
+
+
+def test_xlsx_sheet_by_name(deployment: Deployment, tmp_path: Path) -> None:
+    import openpyxl
+
+    path = tmp_path / "book.xlsx"
+    book = openpyxl.Workbook()
+    book.active.title = "Notes"
+    book.active.append(["nothing to import here"])
+    data = book.create_sheet("Expenses 2025")
+    data.append(["Title", "Amount"])
+    data.append(["Train", 88])
+    book.save(path)
+    wrong = deployment.cli("import", "expense", str(path), "--sheet", "Expenses 2052")
+    assert wrong.exit_code == 1
+    assert "the workbook has no sheet 'Expenses 2052' (did you mean 'Expenses 2025'?)" in wrong.output
+    assert deployment.count("expense") == 0
+    result = deployment.cli("import", "expense", str(path), "--sheet", "Expenses 2025")
+    assert result.exit_code == 0, result.output
+    assert [r["title"] for r in deployment.rows("expense")] == ["Train"]

@@ -62,7 +62,7 @@ def _stop(message: str) -> None:
 @click.option("--mode", type=click.Choice(MODES), default=MODES[0], show_default=True,
               help="all-or-nothing: any bad row and nothing is written. valid-rows: write the good rows, copy the bad ones to --rejects.")
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where valid-rows mode writes the refused rows with their errors (default: FILE's name + .rejects.csv).")
+              help="Where valid-rows mode writes the refused rows with their errors (default: FILE's name with .rejects.csv, e.g. legacy.rejects.csv).")
 @click.option("--encoding", default=None, help="Encoding of a CSV file (default utf-8; Chinese Excel often saves gbk or gb18030).")
 @click.option("--sheet", default=None, help="Worksheet of an XLSX file to read (default: the first).")
 @project_option
