@@ -224,3 +224,11 @@ def test_hash_ignores_file_order_comments_layout_and_format(tmp_path: Path) -> N
     changed = dict(PROJECT)
     changed["metadata/roles/employee.yaml"] = changed["metadata/roles/employee.yaml"].replace("rows: own", "rows: department")
     assert hash_of(write_project(tmp_path / "c", changed, plugins=PLUGINS)) != first
+
+
+def test_without_declared_locales_labels_may_use_any_locale(tmp_path: Path) -> None:
+    write_project(tmp_path, {"metadata/role.yaml": "kind: role\nname: clerk\nlabel: {fr: Commis, zh: 职员}\n"})
+    (tmp_path / "formwork.yaml").write_text("name: shop\n", "utf-8")
+    app, problems = validate(tmp_path)
+    assert problems == []
+    assert app.roles["clerk"].label == {"fr": "Commis", "zh": "职员"}

@@ -81,12 +81,12 @@ class Checker:
         objects: Mapping[tuple[str, str], Located],
         entities: Mapping[str, Entity],
         hooks: Iterable[str],
-        locales: Iterable[str],
+        locales: Iterable[str] | None,
     ):
         self.objects = objects
         self.entities = entities
         self.hooks = set(hooks)
-        self.locales = tuple(locales)
+        self.locales = tuple(locales) if locales is not None else None
         self.problems: list[Problem] = []
         self.roles = {name for kind, name in objects if kind == "role"}
         self.reports = {name for kind, name in objects if kind == "report"}
@@ -137,7 +137,10 @@ class Checker:
         return True
 
     def check_label_locales(self, kind: str, data: Located) -> None:
-        """Every locale of a label is one the project lists, so no translation is silently unused."""
+        """Every locale of a label is one the project lists, so no translation is silently unused.
+        A project that lists no locales shows any label's first locale, so nothing is checked."""
+        if self.locales is None:
+            return
         for path in label_paths(kind, data):
             label = _node(data, path)
             for locale in label:

@@ -96,7 +96,7 @@ def validate_project(project: Project, registry: HookRegistry | None = None) -> 
     problems.extend(found)
     builder = Builder(project.default_locale)
     entities = _build_entities(objects, builder)
-    problems.extend(Checker(objects, entities, registry.names(), project.locales).run())
+    problems.extend(Checker(objects, entities, registry.names(), project.locales if project.locales_declared else None).run())
     unique = sorted(dict.fromkeys(problems), key=Problem.sort_key)
     if unique:
         return None, unique

@@ -32,6 +32,7 @@ class Project:
     locales: tuple[str, ...] = ("en",)
     default_locale: str = "en"
     secret_key: str | None = None
+    locales_declared: bool = False  # formwork.yaml lists `locales` (else labels may use any locale)
 
     def display(self, path: Path) -> str:
         """A file's name as errors show it: relative to the project root when inside it."""
@@ -130,6 +131,7 @@ def load_project(root: Path, environ: dict[str, str] | None = None) -> Project:
         version=str(data.get("version", "0")),
         label=dict(label) if isinstance(label, dict) else None,
         locales=tuple(locales),
+        locales_declared="locales" in data,
         default_locale=str(data.get("default_locale", locales[0] if locales else "en")),
         secret_key=env.get("FORMWORK_SECRET_KEY") or (str(data["secret_key"]) if data.get("secret_key") else None),
     )
