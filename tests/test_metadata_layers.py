@@ -179,3 +179,11 @@ def test_same_name_in_one_list_of_one_file(tmp_path: Path) -> None:
     assert problem_lines(tmp_path) == [
         "custom/pr_approval.yaml:5: steps[1].name: [FW-E204] 'ceo' appears twice in this list — first written at line 4"
     ]
+
+
+def test_a_misspelt_marker_is_an_unknown_key_with_the_markers_as_hint(tmp_path: Path) -> None:
+    overlay = {"custom/purchase_request.yaml": "kind: entity\nname: purchase_request\nfields:\n  fax: {$remov: true}\n"}
+    write_project(tmp_path, {**BASE, **overlay}, layers=LAYERS)
+    assert problem_lines(tmp_path) == [
+        "custom/purchase_request.yaml:4: fields.fax.$remov: [FW-E101] unknown key '$remov' — did you mean '$remove'?"
+    ]

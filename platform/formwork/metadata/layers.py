@@ -24,14 +24,11 @@ from typing import Any
 
 from formwork.metadata.builtins import builtin_objects
 from formwork.metadata.loader import Located, LocatedList, dotted, load_file, metadata_files
-from formwork.metadata.schema import KINDS
+from formwork.metadata.schema import KINDS, OVERRIDE_MARKERS
 from formwork.problems import Place, Problem, did_you_mean
 
-REMOVE = "$remove"
-REPLACE = "$replace"
-BEFORE = "$before"
-AFTER = "$after"
-MARKERS = (REMOVE, REPLACE, BEFORE, AFTER)
+REMOVE, REPLACE, BEFORE, AFTER = OVERRIDE_MARKERS
+MARKERS = OVERRIDE_MARKERS
 
 Key = tuple[str, str]
 

@@ -22,6 +22,8 @@ from formwork.metadata.loader import Located, LocatedList, dotted, place_at
 from formwork.problems import Problem, did_you_mean
 
 KINDS = ("app", "entity", "form", "workflow", "approval", "role", "report")
+# Keys that steer layer merging (see layers.py); they never reach the schemas.
+OVERRIDE_MARKERS = ("$remove", "$replace", "$before", "$after")
 _BASE_URI = "https://formwork.dev/schemas/"
 
 _TYPE_WORDS = {
@@ -91,9 +93,13 @@ def _messages(error: ValidationError) -> Iterator[tuple[str, str, list, str | No
     if validator == "additionalProperties":
         known = list(schema.get("properties", {}))
         for key in instance:
-            if key not in known:
+            if key in known:
+                continue
+            if key.startswith("$"):
+                hint = did_you_mean(key, OVERRIDE_MARKERS) or f"override markers: {', '.join(OVERRIDE_MARKERS)}"
+            else:
                 hint = did_you_mean(key, known) or (f"known keys: {', '.join(known)}" if known else None)
-                yield "FW-E101", f"unknown key '{key}'", [*path, key], hint
+            yield "FW-E101", f"unknown key '{key}'", [*path, key], hint
     elif validator == "required":
         for key in error.validator_value:
             if isinstance(instance, dict) and key not in instance:
