@@ -671,6 +671,52 @@ CASES = [
         ],
         id="label_in_a_locale_the_project_lacks",
     ),
+    pytest.param(
+        {
+            "metadata/x.yaml": """
+                kind: workflow
+                name: order_flow
+                entity: sales_order
+                states: [draft, done]
+                transitions:
+                  - {name: finish, from: draft, to: done, hook: shop.shipp}
+            """,
+            "metadata/y.yaml": """
+                kind: entity
+                name: invoice
+                fields:
+                  text: string
+            """,
+            "metadata/z.yaml": """
+                kind: approval
+                name: invoice_approval
+                entity: invoice
+                steps:
+                  - {name: pick, approvers: {plugin: shop.pick_approvers}}
+            """,
+        },
+        [
+            "metadata/x.yaml:6: transitions[0].hook: [FW-E214] plugin hook 'shop.shipp' is not registered — did you mean 'shop.ship'?",
+            "metadata/z.yaml:5: steps[0].approvers[0].plugin: [FW-E214] plugin hook 'shop.pick_approvers' is not registered — register it with @hook('shop.pick_approvers') in a module of the project's plugin folders",
+        ],
+        id="unknown_transition_hook_and_approver_plugin",
+    ),
+    pytest.param(
+        {
+            "metadata/x.yaml": """
+                kind: report
+                name: sales_list
+                source: sales_order
+                columns: [title, amont, customer.nme, lines]
+            """,
+        },
+        [
+            "metadata/x.yaml:4: columns[1]: [FW-E211] 'amont' is not a field of entity 'sales_order' — did you mean 'amount'?",
+            "metadata/x.yaml:4: columns[2]: [FW-E211] 'nme' is not a field of entity 'customer' — did you mean 'name'?",
+            "metadata/x.yaml:4: columns[3]: [FW-E220] 'lines' is a table of sales_order_line (child rows), not a column",
+        ],
+        id="report_unknown_columns",
+    ),
 ]
 
 
