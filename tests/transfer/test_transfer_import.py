@@ -206,7 +206,7 @@ def test_undecodable_bytes_name_the_row_and_write_nothing(deployment: Deployment
     file = csv_file(tmp_path / "gbk.csv", lines, encoding="gbk")
     result = deployment.cli("import", "expense", str(file))
     assert result.exit_code == 1
-    assert f"{file}:row 4: cannot be read as utf-8-sig (bytes b3 f6); save the file as UTF-8 or give its encoding, e.g. --encoding gb18030" in result.output
+    assert f"{file}:row 4: cannot be read as utf-8 (bytes b3 f6); save the file as UTF-8 or give its encoding, e.g. --encoding gb18030" in result.output
     assert deployment.count("expense") == 0
     good = deployment.cli("import", "expense", str(file), "--encoding", "gbk")
     assert good.exit_code == 0, good.output
@@ -252,7 +252,7 @@ def test_valid_rows_mode_stops_at_undecodable_bytes_and_leaves_no_rejects(deploy
     file = csv_file(tmp_path / "half.csv", ["title,amount", "bad,-1", "good,1", "出差,3"], encoding="gbk")
     result = deployment.cli("import", "expense", str(file), "--mode", "valid-rows")
     assert result.exit_code == 1
-    assert f"{file}:row 4: cannot be read as utf-8-sig" in result.output
+    assert f"{file}:row 4: cannot be read as utf-8" in result.output
     assert deployment.count("expense") == 0
     assert not (tmp_path / "half.rejects.csv").exists()
 
@@ -275,3 +275,13 @@ def test_xlsx_sheet_by_name(deployment: Deployment, tmp_path: Path) -> None:
     result = deployment.cli("import", "expense", str(path), "--sheet", "Expenses 2025")
     assert result.exit_code == 0, result.output
     assert [r["title"] for r in deployment.rows("expense")] == ["Train"]
+
+
+def test_byte_order_mark_is_read_with_or_without_naming_utf8(deployment: Deployment, tmp_path: Path) -> None:
+    file = tmp_path / "bom.csv"
+    file.write_bytes("标题,金额\n早餐,6\n".encode("utf-8-sig"))
+    for options in ((), ("--encoding", "UTF8")):
+        result = deployment.cli("import", "expense", str(file), "--dry-run", *options)
+        assert result.exit_code == 0, result.output
+    assert deployment.cli("import", "expense", str(file), "--encoding", "utf-8").exit_code == 0
+    assert [r["title"] for r in deployment.rows("expense")] == ["早餐"]

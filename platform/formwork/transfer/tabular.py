@@ -76,7 +76,9 @@ class CsvReader:
 
     def __init__(self, stream: IO[bytes], encoding: str = DEFAULT_ENCODING, extent: int | None = None):
         self.stream = stream
-        self.encoding = check_encoding(encoding)
+        canonical = check_encoding(encoding)
+        # UTF-8 files from Excel start with a byte order mark, others not: read both
+        self.encoding = "utf-8-sig" if canonical in ("utf-8", "utf-8-sig") else canonical
         self.extent = extent
         self._read = 0
         self._row = 1
@@ -96,7 +98,8 @@ class CsvReader:
         try:
             tail = decoder.decode(b"", final=True)
         except UnicodeDecodeError as error:
-            raise FileUnreadable(f"the file ends in the middle of a character ({self.encoding}): {error.reason}", self._row) from None
+            shown = "utf-8" if self.encoding == "utf-8-sig" else self.encoding
+            raise FileUnreadable(f"the file ends in the middle of a character ({shown}): {error.reason}", self._row) from None
         if tail:
             yield tail
 
@@ -112,8 +115,9 @@ class CsvReader:
 
 def _decode_message(encoding: str, raw: bytes, error: UnicodeDecodeError) -> str:
     bad = raw[error.start : error.start + 2].hex(" ")
-    hint = "gb18030" if encoding in ("utf-8", "utf-8-sig") else "utf-8"
-    return f"cannot be read as {encoding} (bytes {bad}); save the file as UTF-8 or give its encoding, e.g. --encoding {hint}"
+    utf8 = encoding == "utf-8-sig"
+    shown, hint = ("utf-8", "gb18030") if utf8 else (encoding, "utf-8")
+    return f"cannot be read as {shown} (bytes {bad}); save the file as UTF-8 or give its encoding, e.g. --encoding {hint}"
 
 
 class XlsxReader:
