@@ -232,3 +232,13 @@ def test_without_declared_locales_labels_may_use_any_locale(tmp_path: Path) -> N
     app, problems = validate(tmp_path)
     assert problems == []
     assert app.roles["clerk"].label == {"fr": "Commis", "zh": "职员"}
+
+
+def test_validation_never_touches_the_database(tmp_path: Path) -> None:
+    write_project(tmp_path, PROJECT, plugins=PLUGINS)
+    (tmp_path / "formwork.yaml").write_text(
+        "name: shop\nlocales: [en, zh]\nmetadata: [metadata]\nplugins: [plugins]\ndatabase: sqlite:///instance/shop.db\n", "utf-8"
+    )
+    app, problems = validate(tmp_path)
+    assert problems == [] and app is not None
+    assert not (tmp_path / "instance").exists()
