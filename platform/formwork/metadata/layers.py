@@ -28,7 +28,6 @@ from formwork.metadata.schema import KINDS, OVERRIDE_MARKERS
 from formwork.problems import Place, Problem, did_you_mean
 
 REMOVE, REPLACE, BEFORE, AFTER = OVERRIDE_MARKERS
-MARKERS = OVERRIDE_MARKERS
 
 Key = tuple[str, str]
 
@@ -40,7 +39,6 @@ class LayerObject:
     kind: str
     name: str
     data: Located
-    file: str
 
 
 def read_layer(folder: Path, display: Callable[[Path], str]) -> tuple[list[LayerObject], list[Problem]]:
@@ -53,7 +51,7 @@ def read_layer(folder: Path, display: Callable[[Path], str]) -> tuple[list[Layer
         problems.extend(file_problems)
         if source.data is None:
             continue
-        found = _identify(source.data, source.display, problems)
+        found = _identify(source.data, problems)
         if found is None:
             continue
         kind, name = found
@@ -71,13 +69,13 @@ def read_layer(folder: Path, display: Callable[[Path], str]) -> tuple[list[Layer
                 )
             )
             continue
-        layer_object = LayerObject(kind, name, source.data, source.display)
+        layer_object = LayerObject(kind, name, source.data)
         seen[(kind, name)] = layer_object
         objects.append(layer_object)
     return objects, problems
 
 
-def _identify(data: Located, file: str, problems: list[Problem]) -> Key | None:
+def _identify(data: Located, problems: list[Problem]) -> Key | None:
     kind = data.get("kind")
     name = data.get("name")
     ok = True
@@ -200,7 +198,7 @@ class _Merger:
         if isinstance(node, dict):
             result = Located(place=getattr(node, "place", None))
             for key, value in node.items():
-                if key in MARKERS:
+                if key in OVERRIDE_MARKERS:
                     if key == REMOVE and self.marker(node, key, path):
                         self.dangling(node, path, f"'{path[-1] if path else 'object'}' is removed but no earlier layer defines it")
                     elif key == REPLACE:
@@ -235,7 +233,7 @@ class _Merger:
             result[key] = value
             _copy_places(base, key, result)
         for key, value in over.items():
-            if key in MARKERS:
+            if key in OVERRIDE_MARKERS:
                 continue
             if isinstance(value, dict) and REMOVE in value:
                 if self.marker(value, REMOVE, [*path, key]):
