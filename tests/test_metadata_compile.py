@@ -242,3 +242,19 @@ def test_validation_never_touches_the_database(tmp_path: Path) -> None:
     app, problems = validate(tmp_path)
     assert problems == [] and app is not None
     assert not (tmp_path / "instance").exists()
+
+
+def test_hash_ignores_equivalent_spellings(tmp_path: Path) -> None:
+    first = hash_of(write_project(tmp_path / "a", PROJECT, plugins=PLUGINS))
+    spelled = dict(PROJECT)
+    spelled["metadata/roles/employee.yaml"] = PROJECT["metadata/roles/employee.yaml"].replace(
+        "name: employee", "name: employee\n        label: {en: Employee}"
+    )
+    spelled["metadata/roles/finance.yaml"] = PROJECT["metadata/roles/finance.yaml"].replace(", rows: all", "")
+    spelled["metadata/purchasing/purchase_approval.yaml"] = PROJECT["metadata/purchasing/purchase_approval.yaml"].replace(
+        "{name: manager, approvers: {manager_of: created_by}}", "{name: manager, mode: any, approvers: [{manager_of: created_by}]}"
+    )
+    assert all(spelled[name] != PROJECT[name] for name in (
+        "metadata/roles/employee.yaml", "metadata/roles/finance.yaml", "metadata/purchasing/purchase_approval.yaml"
+    ))
+    assert hash_of(write_project(tmp_path / "b", spelled, plugins=PLUGINS)) == first

@@ -9,6 +9,7 @@ only to learn which hook names exist.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -26,17 +27,18 @@ from formwork.plugins import HookRegistry, load_plugins
 from formwork.problems import Problem, ProblemsFound
 
 
-def metadata_hash(objects: Mapping[Key, Any]) -> str:
-    """sha256 over the merged metadata, independent of file order, key order, comments and layout."""
-    plain = [_plain(objects[key]) for key in sorted(objects)]
+def metadata_hash(app: App) -> str:
+    """sha256 over the compiled metadata without source places: moving files, key order, comments,
+    layout, YAML or JSON, shorthands and spelled-out defaults do not change it; any change of meaning does."""
+    plain = _plain(dataclasses.asdict(dataclasses.replace(app, metadata_hash="")))
     text = json.dumps(plain, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
+        return {str(k): _plain(v) for k, v in value.items() if k != "place"}
+    if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
 
@@ -108,7 +110,7 @@ def _assemble(project: Project, objects: Mapping[Key, Located], entities: dict[s
         return [data for (k, _), data in sorted(objects.items()) if k == kind]
 
     app = next(iter(of("app")), None)
-    return App(
+    compiled = App(
         name=app["name"] if app else project.name,
         label=builder.label(app.get("label"), app["name"]) if app else (dict(project.label) if project.label else builder.label(None, project.name)),
         version=str(app["version"]) if app and "version" in app else project.version,
@@ -120,10 +122,10 @@ def _assemble(project: Project, objects: Mapping[Key, Located], entities: dict[s
         approvals={d["name"]: builder.approval(d) for d in of("approval")},
         roles={d["name"]: builder.role(d) for d in of("role")},
         reports={d["name"]: builder.report(d) for d in of("report")},
-        metadata_hash=metadata_hash(objects),
         menu=builder.menu(app),
         description=builder.label(app.get("description")) if app else {},
     )
+    return dataclasses.replace(compiled, metadata_hash=metadata_hash(compiled))
 
 
 def compile_project(project: Project, registry: HookRegistry | None = None) -> App:
