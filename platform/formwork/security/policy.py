@@ -20,12 +20,14 @@ from formwork.records import Actor, PermissionDenied
 from formwork.records.policy import FULL_ACCESS, Access
 from formwork.records.rows import record_columns, row_dict, select_record
 from formwork.security.grants import SourcedGrant, entity_actions, granted_actions, grants_for
-from formwork.security.rows import row_clause
+from formwork.security.rows import actor_only, row_clause
 
 # On this channel the workflow engine writes a transition the user was allowed to make
 # (transition roles, approver rules): the update action is the transition's, and
 # RecordService limits it to the rows the user may read.
 WORKFLOW_CHANNEL = "workflow"
+# Built row conditions kept per (entity, actor, table, action); cleared when full.
+ACCESS_CACHE_SIZE = 2048
 
 
 class RolePolicy:
@@ -40,6 +42,7 @@ class RolePolicy:
         self.engine = engine
         self.clock = clock or (lambda: datetime.now(UTC))
         self._grants: dict[tuple[frozenset[str], str], tuple[SourcedGrant, ...]] = {}
+        self._accesses: dict[tuple[str, Actor, sa.Table, str], tuple[Access, ...]] = {}
 
     def grants(self, entity: str, actor: Actor) -> tuple[SourcedGrant, ...]:
         """The grants on ``entity`` of the actor's roles (inherited ones included)."""
@@ -63,17 +66,29 @@ class RolePolicy:
             raise PermissionDenied(action, entity)
 
     def accesses(self, entity: str, actor: Actor, table: sa.Table, action: str) -> tuple[Access, ...]:
-        """One ``Access`` per grant allowing ``action``."""
+        """One ``Access`` per grant allowing ``action``.
+
+        Conditions that depend only on the actor (not on the clock or on fields read from
+        the user's record) are built once per actor and table and reused."""
         if actor.is_admin:
             return (FULL_ACCESS,)
+        key = (entity, actor, table, action)
+        found = self._accesses.get(key)
+        if found is not None:
+            return found
+        granted = [sg for sg in self.grants(entity, actor) if action in sg.grant.actions]
         now = self.clock()
         lookup = self._lookup()
-        return tuple(
-            Access(row_clause(self.app, self.tables, sg.grant, actor, table, now, lookup), frozenset(sg.grant.hidden),
+        found = tuple(
+            Access(row_clause(self.app, self.tables, sg.grant, actor, table, now, lookup, sg.role), frozenset(sg.grant.hidden),
                    frozenset(sg.grant.read_only), sg.role)
-            for sg in self.grants(entity, actor)
-            if action in sg.grant.actions
+            for sg in granted
         )
+        if all(actor_only(sg.grant) for sg in granted):
+            if len(self._accesses) >= ACCESS_CACHE_SIZE:
+                self._accesses.clear()
+            self._accesses[key] = found
+        return found
 
     def row_filter(self, entity: str, actor: Actor, table: sa.Table, action: str = "read") -> sa.ColumnElement[bool] | None:
         """The OR of the row rules of the grants allowing ``action`` (false when none does)."""

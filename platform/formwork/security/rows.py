@@ -15,7 +15,6 @@ found by a recursive query over ``department.parent`` in the same statement.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -23,21 +22,22 @@ from typing import Any
 import sqlalchemy as sa
 
 from formwork.expressions import EvalContext, SqlScope, compile_sql, parse
+from formwork.expressions.nodes import Call, VariablePath
 from formwork.metadata.model import App, Grant
 from formwork.records.actor import Actor
 from formwork.records.formulas import ActingUser
 
 ROW_SCOPES = ("all", "own", "department", "department_tree")
-# CTE names must differ when two rules of one statement each walk the tree.
-_tree_names = itertools.count(1)
+# The fields of $user an Actor carries itself (see Actor.as_expression_user).
+ACTOR_FIELDS = ("id", "username", "department", "roles", "is_admin")
 
 Lookup = Callable[[str, Any], dict[str, Any] | None]
 
 
 def row_clause(app: App, tables: Mapping[str, sa.Table], grant: Grant, actor: Actor, table: sa.FromClause, now: datetime,
-               lookup: Lookup) -> sa.ColumnElement[bool] | None:
+               lookup: Lookup, role: str) -> sa.ColumnElement[bool] | None:
     """The condition on ``table`` (the grant's entity, possibly aliased) that a row must meet
-    under ``grant`` for ``actor``; None for ``rows: all``."""
+    under ``grant`` of ``role`` for ``actor``; None for ``rows: all``."""
     rule = grant.rows
     if rule == "all":
         return None
@@ -46,20 +46,36 @@ def row_clause(app: App, tables: Mapping[str, sa.Table], grant: Grant, actor: Ac
     if rule in ("department", "department_tree"):
         if actor.department_id is None:
             return sa.false()
-        departments = _department_ids(tables, actor.department_id, rule == "department_tree")
+        departments = _department_ids(tables, actor.department_id, rule == "department_tree", role)
         return _in_departments(app, tables, grant.entity, table, departments)
     context = EvalContext(user=ActingUser(actor, lookup), now=now)
     return compile_sql(parse(rule), SqlScope(app.entities, {**tables, grant.entity: table}, grant.entity, context))
 
 
-def _department_ids(tables: Mapping[str, sa.Table], department_id: int, tree: bool) -> sa.ColumnElement[Any] | sa.Select[Any]:
-    """The user's department id, or a select of it and every department below it."""
+def actor_only(grant: Grant) -> bool:
+    """True when the grant's condition depends on nothing but the actor's own values (id,
+    username, department, roles), so the same actor always gets the same condition: not on
+    the clock, not on other fields of the user's record."""
+    if not grant.rows_is_expression:
+        return True
+    for node in parse(grant.rows).root.walk():
+        if isinstance(node, VariablePath) and (node.name != "user" or (node.parts and node.parts[0] not in ACTOR_FIELDS)):
+            return False
+        if isinstance(node, Call) and node.function in ("today", "now"):
+            return False
+    return True
+
+
+def _department_ids(tables: Mapping[str, sa.Table], department_id: int, tree: bool, role: str) -> sa.ColumnElement[Any] | sa.Select[Any]:
+    """The user's department id, or a select of it and every department below it (a CTE
+    named after the role: one statement may hold the trees of several roles, and a name
+    that stays the same lets SQLAlchemy reuse the compiled statement)."""
     if not tree:
         return sa.literal(department_id, sa.Integer)
     source = tables["department"]
     start = source.alias()
     below = source.alias()
-    walk = sa.select(start.c.id).where(start.c.id == department_id).cte(f"fw_department_tree_{next(_tree_names)}", recursive=True)
+    walk = sa.select(start.c.id).where(start.c.id == department_id).cte(f"fw_tree_{role}", recursive=True)
     # UNION (not UNION ALL): a parent cycle typed by mistake ends instead of looping
     walk = walk.union(sa.select(below.c.id).where(below.c.parent == walk.c.id))
     return sa.select(walk.c.id)
