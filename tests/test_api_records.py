@@ -191,6 +191,9 @@ def test_bodies_that_are_not_json_objects_are_refused(api: Served) -> None:
     assert not_a_number.status_code == 400
     nul = api.client.post(URL, json={"title": "Ch\u0000airs"})
     assert nul.status_code == 422 and errors(nul) == [("title", "type", "must not contain NUL characters")]
+    too_big = api.client.post(URL, json={"title": "Chairs", "priority": 2**40, "needed_by": "0001-01-01T00:00:00+05:00"})
+    assert too_big.status_code == 422
+    assert errors(too_big) == [("needed_by", "type", "must be a date (YYYY-MM-DD)"), ("priority", "max", "must be at most 2147483647")]
     assert written(api) == (0, 0)
 
 

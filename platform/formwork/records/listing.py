@@ -46,6 +46,10 @@ UNORDERED_TYPES = ("boolean",)
 EXPRESSION_FIELD = "filter"
 AFTER_FIELD = "cursor"
 BOOLEAN = Field(name="isnull", type="boolean")
+# The range of the database's integer columns (ids, links, integer fields).
+INTEGER_MIN = -(2**31)
+INTEGER_MAX = 2**31 - 1
+INTEGER_TYPES = ("integer", "link")
 
 
 def _column_field(entity: Entity, name: str) -> Field | None:
@@ -97,10 +101,17 @@ class Listing:
 
     def _typed(self, fld: Field, name: str, value: Any) -> tuple[bool, Any]:
         try:
-            return True, coerce_value(fld, value)
+            typed = coerce_value(fld, value)
         except WrongType as wrong:
             self.errors.append(FieldError(name, "type", wrong.message))
             return False, None
+        except OverflowError:
+            self.errors.append(FieldError(name, "type", "is out of the range of dates and times"))
+            return False, None
+        if fld.type in INTEGER_TYPES and typed is not None and not INTEGER_MIN <= typed <= INTEGER_MAX:
+            self.errors.append(FieldError(name, "type", f"must be a whole number from {INTEGER_MIN} to {INTEGER_MAX}"))
+            return False, None
+        return True, typed
 
     def _field(self, name: str) -> Field | None:
         fld = _column_field(self.entity, name)
@@ -271,7 +282,7 @@ def list_rows(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], ent
     if query.limit is not None:
         statement = statement.limit(max(query.limit, 0))
     columns = record_columns(entity)
-    return [row_dict(row, columns) for row in conn.execute(statement).mappings()]
+    return [row_dict(row, columns) for row in _run(conn, statement, query).mappings()]
 
 
 def count_rows(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], entity: Entity, query: RecordQuery, limit: sa.ColumnElement[bool] | None, actor: Actor, now: datetime) -> int:
@@ -281,7 +292,18 @@ def count_rows(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], en
     conditions = listing.conditions()
     listing.raise_errors()
     statement = sa.select(sa.func.count()).select_from(listing.table).where(*conditions)
-    return int(conn.execute(statement).scalar_one())
+    return int(_run(conn, statement, query).scalar_one())
+
+
+def _run(conn: sa.Connection, statement: sa.Executable, query: RecordQuery) -> sa.CursorResult[Any]:
+    """Execute a list statement. Filter values are checked before, so a value the database
+    cannot compute comes from the expression (``1e30 * amount``): a refused query, not a crash."""
+    try:
+        return conn.execute(statement)
+    except (sa.exc.DataError, OverflowError):
+        field = EXPRESSION_FIELD if query.expression else ""
+        message = "cannot be computed by the database: a number or date in it is out of range"
+        raise RecordInvalid([FieldError(field, "filter", message)]) from None
 
 
 def keyset_of(record: Mapping[str, Any], sort: tuple[str, ...]) -> tuple[Any, ...]:

@@ -25,11 +25,11 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields
 from formwork.metadata.model import STATUS_FIELD, App, Entity, Field
 from formwork.records import FieldError
 from formwork.records.coerce import to_utc
+from formwork.records.listing import INTEGER_MAX, INTEGER_MIN
 from formwork.storage.tables import column_type
 
-# The range of the database's integer columns (ids, links, integer fields).
-INT_MIN = -(2**31)
-INT_MAX = 2**31 - 1
+INT_MIN = INTEGER_MIN
+INT_MAX = INTEGER_MAX
 
 
 class Coded(str):
