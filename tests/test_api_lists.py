@@ -158,6 +158,7 @@ def test_bad_list_parameters_are_400_with_the_problem_named(api: Served, request
     assert errors(get(f"{URL}?urgent__gt=true")) == [("urgent", "operator", "a boolean field has no order: use eq, ne, in or isnull")]
     assert errors(get(f"{URL}?sort=-amonut")) == [("amonut", "unknown_field", "cannot sort by 'amonut': not a field of purchase_request (did you mean 'amount'?)")]
     assert errors(get(f"{URL}?sort=lines")) == [("lines", "unknown_field", "cannot sort by 'lines': not a field of purchase_request (a table field: its rows belong to each record)")]
+    assert errors(get(f"{URL}?sort=meta")) == [("meta", "sort", "cannot sort by 'meta': a JSON field has no order")]
     assert errors(get(f"{URL}?limit=0")) == [("limit", "limit", "must be a whole number, from 1 to 500")]
     assert errors(get(f"{URL}?limit=501&count=maybe")) == [("limit", "limit", "must be a whole number, from 1 to 500"), ("count", "count", "must be true or false")]
     malformed = errors(get(URL, query_string={"filter": "amount >"}))

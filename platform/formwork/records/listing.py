@@ -219,6 +219,9 @@ class Listing:
             if fld is None:
                 self.errors.append(_unknown(self.entity, name, "sort"))
                 continue
+            if fld.type == "json":
+                self._refuse(name, "sort", f"cannot sort by '{name}': a JSON field has no order")
+                continue
             keys.append((fld, key.startswith("-")))
         # id last keeps pages stable when the sort keys repeat
         keys.append((Field(name="id", type="integer"), False))
