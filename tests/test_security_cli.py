@@ -173,3 +173,15 @@ def test_access_matrix_lists_every_grant_with_inheritance(run):
     text = run("access", "matrix").stdout.splitlines()
     assert text[0].split() == ["role", "entity", "via", "actions", "rows", "hidden", "read_only"]
     assert len(text) == len(csv_lines)
+
+
+def test_validate_catches_row_rules_naming_unknown_fields_or_mismatched_types(deployment):
+    (deployment / "metadata" / "roles" / "broken.yaml").write_text(
+        'kind: role\nname: broken\ngrants:\n  ticket: {actions: [read], rows: "ownr == $user"}\n'
+        '  memo: {actions: [read], rows: "text == 3"}\n', "utf-8")
+    result = CliRunner().invoke(cli, ["validate", "--project", str(deployment)])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("metadata/roles/broken.yaml:4: grants.ticket.rows: [FW-E406] unknown field 'ownr'") for line in lines)
+    assert any(line.startswith("metadata/roles/broken.yaml:5: grants.memo.rows: [FW-E407] cannot compare text with a whole number")
+               for line in lines)
