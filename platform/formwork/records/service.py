@@ -125,7 +125,7 @@ class RecordService:
         with self._reading() as conn:
             record = read_record(conn, self.app, self.tables, ent, record_id)
             visible = record is not None and self._visible(conn, ent, record_id, actor)
-            shown = self._shown(conn, ent, [record], actor) if visible else []
+            shown = self._shown(conn, ent, [record], actor, within_rows=True) if visible else []
         if not shown:
             raise RecordNotFound(entity, record_id)
         return shown[0]
