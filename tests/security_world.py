@@ -83,6 +83,13 @@ FILES = {
           ticket: {actions: [read, export, report], rows: department_tree, hidden: [secret_note]}
           memo: {actions: [read], rows: department_tree}
     """,
+    "metadata/roles/overseer.yaml": """
+        kind: role
+        name: overseer
+        grants:
+          ticket: {actions: [read], rows: department_tree}
+          memo: {actions: [read], rows: "department_tree" }
+    """,
     "metadata/roles/named.yaml": """
         kind: role
         name: named

@@ -267,3 +267,23 @@ def test_the_workflow_channel_moves_records_the_user_can_read(world):
     hidden = world.ticket("ops", "dave", "OPS")
     with pytest.raises(RecordNotFound):
         world.records.update("ticket", hidden["id"], {"budget": "4"}, world.actor("bob"), "workflow", None)
+
+
+def test_two_department_trees_in_one_query(world):
+    world.accounts.create_user("olga", None, roles=["head", "overseer"], department="SALES")
+    world.ticket("east", None, "EAST")
+    world.ticket("hq", None, "HQ")
+    world.ticket("ops", None, "OPS")
+    assert titles(world, "olga") == ["east"]
+    assert world.records.count("ticket", world.actor("olga"), RecordQuery(sort=("-title",))) == 1
+
+
+def test_filter_and_sort_values_are_parameters_and_names_are_checked(world):
+    world.ticket("a", None, "OPS")
+    dave = world.actor("dave")
+    assert world.records.list("ticket", dave, RecordQuery(filters={"title": "a' OR '1'='1"})) == []
+    for query in (RecordQuery(sort=("title; DROP TABLE ticket",)), RecordQuery(filters={"title = title OR 1": "x"})):
+        with pytest.raises(RecordInvalid) as refused:
+            world.records.list("ticket", dave, query)
+        assert refused.value.errors[0].code == "unknown_field"
+    assert titles(world, "dave") == ["a"]
