@@ -30,7 +30,7 @@ RULES = """
       - {name: chain_creator, approvers: {manager_chain: {levels: 1}}}
       - {name: head_by_field, approvers: {department_head: department}}
       - {name: head_by_name, approvers: {department_head: Finance}}
-      - {name: user_field, approvers: {field: reviewer}}
+      - {name: user_field, approvers: {field: approver}}
       - {name: resolver, approvers: {plugin: test.auditors}}
       - {name: roles_and_users, approvers: [{role: manager}, {user: ivan}], mode: sequence}
     """
@@ -38,7 +38,7 @@ RULES = """
 
 def test_approver_rules_resolve_to_active_people_in_order(tmp_path: Path, db_url: str) -> None:
     company = Company(tmp_path, db_url, RULES)
-    request = company.create("eve", title="Pens", amount=50, reviewer=company.user_id("fay"))
+    request = company.create("eve", title="Pens", amount=50, approver=company.user_id("fay"))
     company.act("eve", request, "submit")
     seen: list[tuple[str, str]] = []
     while company.status(request) == "pending":
@@ -84,14 +84,14 @@ def test_a_record_in_flight_keeps_the_flow_it_started_with(tmp_path: Path, db_ur
         name: purchase_approval
         entity: purchase_request
         steps:
-          - {name: manager, approvers: {manager_of: requester}, editable: [amount], hidden: [reviewer]}
+          - {name: manager, approvers: {manager_of: requester}, editable: [amount], hidden: [approver]}
           - {name: finance, approvers: {user: fred}}
         """
     company = Company(tmp_path, db_url, first)
     old = company.create("eve", title="Pens", amount=50)
     draft_fields = fields_of(company, old)
     company.act("eve", old, "submit")
-    assert not draft_fields.locked and fields_of(company, old) == StepFields(locked=True, editable=("amount",), hidden=("reviewer",))
+    assert not draft_fields.locked and fields_of(company, old) == StepFields(locked=True, editable=("amount",), hidden=("approver",))
     company.reload("""
         kind: approval
         name: purchase_approval

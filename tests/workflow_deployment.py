@@ -43,7 +43,7 @@ FILES = {
           title: {type: string, required: true}
           amount: {type: decimal, digits: [12, 2], min: 0}
           requester: {type: link, to: user, default: $user}
-          reviewer: {type: link, to: user}
+          approver: {type: link, to: user}  # also the escalation rule's word for the approver
           department: {type: link, to: department, default: $user.department}
         """,
     "metadata/order.yaml": """

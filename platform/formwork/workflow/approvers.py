@@ -127,12 +127,10 @@ class ApproverResolver:
         raise ValueError(f"unknown approver rule kind {kind!r}")
 
     def _user_of(self, name: str, where: Resolution) -> int | None:
-        """The user a rule's field names: a user link of the record, ``approver`` (the
-        approver being escalated from) or ``initiator``."""
-        if name == "approver":
+        """The user a rule's field names: in an escalation ``approver`` is the approver
+        being escalated from; otherwise a user link of the record."""
+        if name == "approver" and where.approver_id is not None:
             return where.approver_id
-        if name == "initiator":
-            return where.initiator_id
         value = where.record.get(name)
         if isinstance(value, Mapping):
             value = value.get("id")
