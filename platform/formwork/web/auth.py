@@ -107,6 +107,9 @@ def current_actor() -> Actor | None:
     auth: _Auth = flask.current_app.extensions["formwork_auth"]
     runtime = auth.runtime
     header = flask.request.headers.get("Authorization")
+    if header is None and not flask.session.get(SESSION_KEY):
+        flask.g.formwork_actor = None
+        return None
     now = auth.now()
     actor = None
     with runtime.engine.begin() as conn:
