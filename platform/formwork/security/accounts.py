@@ -58,11 +58,17 @@ def load_actor(conn: sa.Connection, app: App, schema: Schema, user_id: int) -> A
     """The ``Actor`` of an active user (roles from ``fw_user_role``, admin when a held role is
     or inherits ``admin``), or None when the user does not exist or is deactivated."""
     users = schema.tables["user"]
-    row = conn.execute(sa.select(users.c.id, users.c.username, users.c.department, users.c.active).where(users.c.id == user_id)).first()
-    if row is None or row.active is False:
-        return None
     roles = security_tables(schema.metadata).user_roles
-    held = frozenset(conn.execute(sa.select(roles.c.role).where(roles.c.user_id == user_id)).scalars())
+    # one query, one row per role held: this runs on every authenticated request
+    rows = conn.execute(
+        sa.select(users.c.id, users.c.username, users.c.department, users.c.active, roles.c.role)
+        .select_from(users.outerjoin(roles, roles.c.user_id == users.c.id))
+        .where(users.c.id == user_id)
+    ).all()
+    if not rows or rows[0].active is False:
+        return None
+    row = rows[0]
+    held = frozenset(r.role for r in rows if r.role is not None)
     is_admin = ADMIN_ROLE in role_closure(app, held)
     return Actor(user_id=int(row.id), username=row.username, roles=held, department_id=row.department, is_admin=is_admin)
 
