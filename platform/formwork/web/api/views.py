@@ -168,6 +168,18 @@ def _read_options(entity: Entity, api: Api) -> tuple[tuple[str, ...] | None, tup
     return fields, paths
 
 
+def _with_rows(api: Api, entity: Entity, page: list[dict[str, Any]], names: set[str]) -> list[dict[str, Any]]:
+    """``page`` with the child rows of the table fields among ``names`` (lists carry none
+    unless asked), except table fields the permission policy hides from the actor."""
+    tables = {n for n in names if n in entity.fields and not entity.fields[n].is_stored}
+    tables -= api.runtime.records.policy.hidden_fields(entity.name, request_actor())
+    if not tables or not page:
+        return page
+    with api.runtime.engine.connect() as conn:
+        children = read_children(conn, api.app, api.runtime.schema.tables, entity, [r["id"] for r in page])
+    return [{**r, **{k: v for k, v in children[r["id"]].items() if k in tables}} for r in page]
+
+
 def _list(api: Api, entity: Entity) -> flask.Response:
     request: ListRequest = read_list_request(entity, flask.request.args, api.cursors)
     errors = request.errors + check_paths(api.app, entity, request.expand)
@@ -181,13 +193,7 @@ def _list(api: Api, entity: Entity) -> flask.Response:
         # a bad filter, sort or cursor is a bad request, not a refused write
         raise ApiError(400, invalid.errors) from None
     asked = (query.limit or 1) - 1
-    page = found[:asked]
-    wanted_tables = {n for n in (request.fields or ()) if n in entity.fields and not entity.fields[n].is_stored}
-    wanted_tables |= {n for n in tables_needed(request.expand) if n in entity.fields and not entity.fields[n].is_stored}
-    if wanted_tables and page:
-        with api.runtime.engine.connect() as conn:
-            children = read_children(conn, api.app, api.runtime.schema.tables, entity, [r["id"] for r in page])
-        page = [{**r, **{k: v for k, v in children[r["id"]].items() if k in wanted_tables}} for r in page]
+    page = _with_rows(api, entity, found[:asked], {*(request.fields or ()), *tables_needed(request.expand)})
     body: dict[str, Any] = {"items": _shape(api, entity, page, request.fields, request.expand)}
     body["next_cursor"] = api.cursors.make(query.sort, keyset_of(page[-1], query.sort)) if len(found) > asked and page else None
     if total is not None:
