@@ -94,7 +94,7 @@ def test_tables_follow_the_naming_conventions():
     assert product.c.title.nullable is False
     assert isinstance(product.c.price.type, sa.Numeric) and (product.c.price.type.precision, product.c.price.type.scale) == (12, 2)
     assert "password_hash" in schema.table("user").c
-    for system in ("fw_metadata_state", "fw_user_role", "fw_audit", "fw_event", "fw_number_sequence", "fw_token", "fw_session"):
+    for system in ("fw_metadata_state", "fw_user_role", "fw_audit", "fw_event", "fw_number_sequence", "fw_token", "fw_session", "fw_task", "fw_job"):
         assert system in schema.metadata.tables
 
 
