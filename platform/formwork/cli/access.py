@@ -26,15 +26,20 @@ from formwork.security.audit import EVENTS, read_events
 from formwork.security.explain import access_matrix, explain_access
 from formwork.security.policy import RolePolicy
 from formwork.security.tokens import parse_duration
+from formwork.storage import read_state
 from formwork.web.runtime import Runtime
 
 
 def _runtime(project_dir: Path | None) -> Runtime:
+    """The deployment's runtime; exit 1 when its database was never migrated."""
     from formwork.web.app import build_runtime
 
     project = resolve_project(project_dir)
     app = compiled(project)
-    return build_runtime(project, app, open_engine(project))
+    engine = open_engine(project)
+    if read_state(engine) is None:
+        _fail("the database has not been migrated yet: run 'formwork migrate' first")
+    return build_runtime(project, app, engine)
 
 
 @contextmanager
