@@ -185,3 +185,12 @@ def test_validate_catches_row_rules_naming_unknown_fields_or_mismatched_types(de
     assert any(line.startswith("metadata/roles/broken.yaml:4: grants.ticket.rows: [FW-E406] unknown field 'ownr'") for line in lines)
     assert any(line.startswith("metadata/roles/broken.yaml:5: grants.memo.rows: [FW-E407] cannot compare text with a whole number")
                for line in lines)
+
+
+def test_commands_on_a_database_never_migrated_say_so(tmp_path: Path, db_url: str):
+    root = write_project(tmp_path / "fresh", db_url)
+    result = CliRunner().invoke(cli, ["users", "create", "root", "--password", "root password 1", "--admin", "--project", str(root)])
+    assert result.exit_code == 1
+    assert "the database has not been migrated yet: run 'formwork migrate' first" in result.stderr
+    with sa.create_engine(db_url).connect() as conn:
+        assert sa.inspect(conn).get_table_names() == []
