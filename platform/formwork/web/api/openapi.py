@@ -13,8 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 from formwork.metadata.model import STATUS_FIELD, App, Entity, Field, label_text
+from formwork.records.listing import INTEGER_MAX, INTEGER_MIN
 from formwork.web.api.params import DEFAULT_LIMIT, MAX_LIMIT
-from formwork.web.api.schemas import INT_MAX, INT_MIN, text_limit
+from formwork.web.api.schemas import text_limit
 
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/"
@@ -52,7 +53,7 @@ def _describe(fld: Field, locale: str) -> dict[str, Any]:
     return {"description": text} if text else {}
 
 
-def _input_value(app: App, fld: Field, creating: bool) -> dict[str, Any]:
+def _input_value(fld: Field, creating: bool) -> dict[str, Any]:
     """The JSON Schema of a value of ``fld`` in the body of a create or an update."""
     kind = fld.type
     schema: dict[str, Any]
@@ -68,11 +69,11 @@ def _input_value(app: App, fld: Field, creating: bool) -> dict[str, Any]:
         if kind == "choice" and fld.options:
             schema["enum"] = list(fld.option_values)
     elif kind == "integer":
-        low = max(_number(fld.min), INT_MIN) if fld.min is not None else INT_MIN
-        high = min(_number(fld.max), INT_MAX) if fld.max is not None else INT_MAX
+        low = max(_number(fld.min), INTEGER_MIN) if fld.min is not None else INTEGER_MIN
+        high = min(_number(fld.max), INTEGER_MAX) if fld.max is not None else INTEGER_MAX
         schema = {"type": "integer", "format": "int32", "minimum": low, "maximum": high}
     elif kind == "link":
-        schema = {"type": "integer", "minimum": 1, "maximum": INT_MAX, "description": f"the id of a {fld.to} record"}
+        schema = {"type": "integer", "minimum": 1, "maximum": INTEGER_MAX, "description": f"the id of a {fld.to} record"}
     elif kind == "decimal":
         precision, scale = fld.digits or (18, 2)
         bound = 10 ** (precision - scale)
@@ -99,7 +100,7 @@ def _input_value(app: App, fld: Field, creating: bool) -> dict[str, Any]:
     return _nullable(schema)
 
 
-def _output_value(app: App, fld: Field) -> dict[str, Any]:
+def _output_value(fld: Field) -> dict[str, Any]:
     """The JSON Schema of a value of ``fld`` in a response: its JSON type (rules are the
     input's business), a link as an id or, expanded, the linked record."""
     kind = fld.type
@@ -126,10 +127,6 @@ def _link_output(target: str) -> dict[str, Any]:
     return {"anyOf": [{"type": ["integer", "null"]}, _ref(target), _ref("unreadable_record")]}
 
 
-def _writable(entity: Entity) -> list[Field]:
-    return [f for f in entity.fields.values() if f.name != STATUS_FIELD or STATUS_FIELD in entity.fields]
-
-
 def _is_computed(fld: Field) -> bool:
     return fld.compute is not None or fld.compute_hook is not None
 
@@ -140,9 +137,9 @@ def _input_object(app: App, entity: Entity, creating: bool, row: bool = False) -
     properties: dict[str, Any] = {}
     required: list[str] = []
     if row and not creating:
-        properties["id"] = {"type": "integer", "minimum": 1, "maximum": INT_MAX, "description": "the id of a row of this record to keep and update; rows without id are added"}
-    for fld in _writable(entity):
-        schema = {**_input_value(app, fld, creating), **_describe(fld, locale)}
+        properties["id"] = {"type": "integer", "minimum": 1, "maximum": INTEGER_MAX, "description": "the id of a row of this record to keep and update; rows without id are added"}
+    for fld in entity.fields.values():
+        schema = {**_input_value(fld, creating), **_describe(fld, locale)}
         if _is_computed(fld) or fld.read_only:
             schema["readOnly"] = True
         properties[fld.name] = schema
@@ -150,7 +147,7 @@ def _input_object(app: App, entity: Entity, creating: bool, row: bool = False) -
         if creating and fld.required and fld.default is None and not _is_computed(fld) and not number_field and not fld.read_only and fld.type != "table":
             required.append(fld.name)
     if not row and not creating:
-        properties["version"] = {"type": "integer", "minimum": 1, "maximum": INT_MAX, "description": "the version you read (or send If-Match)"}
+        properties["version"] = {"type": "integer", "minimum": 1, "maximum": INTEGER_MAX, "description": "the version you read (or send If-Match)"}
     schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
     if required:
         schema["required"] = required
@@ -171,16 +168,16 @@ def _record_object(app: App, entity: Entity) -> dict[str, Any]:
     if entity.has_status and STATUS_FIELD not in entity.fields:
         properties[STATUS_FIELD] = {"type": ["string", "null"], "readOnly": True, "description": "changed only by the workflow"}
     for fld in entity.fields.values():
-        schema = {**_output_value(app, fld), **_describe(fld, locale)}
+        schema = {**_output_value(fld), **_describe(fld, locale)}
         if _is_computed(fld) or fld.read_only:
             schema["readOnly"] = True
         properties[fld.name] = schema
     return {"type": "object", "required": ["id", "version"], "properties": properties, "additionalProperties": False}
 
 
-def _row_object(app: App, entity: Entity) -> dict[str, Any]:
+def _row_object(entity: Entity) -> dict[str, Any]:
     properties: dict[str, Any] = {"id": {"type": "integer"}}
-    properties.update({f.name: _output_value(app, f) for f in entity.stored_fields()})
+    properties.update({f.name: _output_value(f) for f in entity.stored_fields()})
     return {"type": "object", "required": ["id"], "properties": properties, "additionalProperties": False}
 
 
@@ -237,14 +234,14 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 FIELDS_PARAM = _query("fields", {"type": "string"}, "comma-separated fields to return (id and version always come)")
 EXPAND_PARAM = _query("expand", {"type": "string"}, "comma-separated link paths to return as records, e.g. department,lines.product")
-ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": INT_MAX}}
+ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": INTEGER_MAX}}
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"}, "description": 'the version you read, e.g. "3"'}
 
 
 def _list_parameters(entity: Entity) -> list[dict[str, Any]]:
     params = [
         _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}, "records per page"),
-        _query("offset", {"type": "integer", "minimum": 0, "maximum": INT_MAX}, "records to skip (not with cursor)"),
+        _query("offset", {"type": "integer", "minimum": 0, "maximum": INTEGER_MAX}, "records to skip (not with cursor)"),
         _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
         _query("sort", {"type": "string"}, "comma-separated fields, -field for descending; id breaks ties"),
         _query("count", {"type": "boolean"}, "true: the response carries the total count"),
@@ -299,7 +296,7 @@ def _entity_paths(app: App, entity: Entity, prefix: str) -> dict[str, Any]:
             "operationId": f"delete_{name}",
             "summary": f"Delete a {label} record",
             "tags": [name],
-            "parameters": [IF_MATCH, _query("version", {"type": "integer", "minimum": 1, "maximum": INT_MAX}, "the version you read")],
+            "parameters": [IF_MATCH, _query("version", {"type": "integer", "minimum": 1, "maximum": INTEGER_MAX}, "the version you read")],
             "responses": {"204": {"description": "deleted"}, **_responses("400", "404", "409", "422", "500")},
         },
     }
@@ -313,7 +310,7 @@ def _entity_paths(app: App, entity: Entity, prefix: str) -> dict[str, Any]:
                 "tags": [name],
                 "parameters": [IF_MATCH],
                 "requestBody": _json_body(
-                    {"type": "object", "properties": {"version": {"type": "integer", "minimum": 1, "maximum": INT_MAX}}, "additionalProperties": False},
+                    {"type": "object", "properties": {"version": {"type": "integer", "minimum": 1, "maximum": INTEGER_MAX}}, "additionalProperties": False},
                     required=False,
                 ),
                 "responses": {
@@ -370,7 +367,7 @@ def openapi_document(app: App, prefix: str) -> dict[str, Any]:
     for entity in app.entities.values():
         schemas[entity.name] = _record_object(app, entity)
         if entity.is_child:
-            schemas[f"{entity.name}_row"] = _row_object(app, entity)
+            schemas[f"{entity.name}_row"] = _row_object(entity)
             schemas[f"{entity.name}_row_create"] = _input_object(app, entity, creating=True, row=True)
             schemas[f"{entity.name}_row_update"] = _input_object(app, entity, creating=False, row=True)
             continue

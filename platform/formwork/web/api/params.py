@@ -16,10 +16,11 @@ from formwork.metadata.model import Entity
 from formwork.problems import did_you_mean
 from formwork.records import FieldError, RecordQuery
 from formwork.records.coerce import FALSE_WORDS, TRUE_WORDS
+from formwork.records.listing import INTEGER_MAX
 from formwork.records.query import Condition
 from formwork.records.rows import record_columns
 from formwork.web.api.cursor import BadCursor, Cursors
-from formwork.web.api.schemas import INT_MAX, text_problem
+from formwork.web.api.schemas import text_problem
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -103,7 +104,7 @@ def read_list_request(entity: Entity, args: MultiDict[str, str], cursors: Cursor
     if errors:
         return ListRequest(RecordQuery(), errors=errors)
     limit = _number(args, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT, errors)
-    offset = _number(args, "offset", 0, 0, INT_MAX, errors)
+    offset = _number(args, "offset", 0, 0, INTEGER_MAX, errors)
     sort = split_list(args.get("sort", ""))
     after = None
     if args.get("cursor"):

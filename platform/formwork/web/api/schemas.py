@@ -28,9 +28,6 @@ from formwork.records.coerce import to_utc
 from formwork.records.listing import INTEGER_MAX, INTEGER_MIN
 from formwork.storage.tables import column_type
 
-INT_MIN = INTEGER_MIN
-INT_MAX = INTEGER_MAX
-
 
 class Coded(str):
     """An error message that knows its error code, so it survives marshmallow's error dicts."""
@@ -71,10 +68,10 @@ def _integer(value: Any, message: str) -> int:
         if not value.is_finite() or value != value.to_integral_value():
             raise _wrong("type", message)
         value = int(value)
-    if value < INT_MIN:
-        raise _wrong("min", f"must be at least {INT_MIN}")
-    if value > INT_MAX:
-        raise _wrong("max", f"must be at most {INT_MAX}")
+    if value < INTEGER_MIN:
+        raise _wrong("min", f"must be at least {INTEGER_MIN}")
+    if value > INTEGER_MAX:
+        raise _wrong("max", f"must be at most {INTEGER_MAX}")
     return value
 
 

@@ -22,7 +22,7 @@ from formwork.problems import did_you_mean
 from formwork.records import FieldError, HookContext, RecordInvalid, RecordNotFound, RecordQuery, StaleVersion
 from formwork.records.hooks import call_hook
 from formwork.records.intake import read_values
-from formwork.records.listing import keyset_of
+from formwork.records.listing import INTEGER_MAX, keyset_of
 from formwork.records.rows import read_children
 from formwork.web.api.cursor import Cursors
 from formwork.web.api.errors import INVALID_STATUS, ApiError, error_body, refuse, register_error_handlers
@@ -31,7 +31,7 @@ from formwork.web.api.identity import API_CHANNEL, request_actor
 from formwork.web.api.openapi import openapi_document
 from formwork.web.api.params import ListRequest, read_fields, read_list_request, split_list
 from formwork.web.api.payload import BodyRefused, json_response, read_json_object, to_json
-from formwork.web.api.schemas import INT_MAX, EntitySchema, ValueProblems, build_schemas
+from formwork.web.api.schemas import EntitySchema, ValueProblems, build_schemas
 from formwork.web.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class Api:
 
 def _record_id(entity: Entity, text: str) -> int:
     """The id in a URL; 404 for text that cannot be the id of a record."""
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= INT_MAX:
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= INTEGER_MAX:
         raise refuse(404, "", "not_found", f"{entity.name} {text} does not exist")
     return int(text)
 
@@ -99,7 +99,7 @@ def _version(body: dict[str, Any], required: bool) -> int | None:
         if match is None:
             raise refuse(400, "version", "version", 'If-Match must hold the record\'s version, as its ETag: "3"')
         from_header = int(match.group(1))
-    if sent is not None and (isinstance(sent, bool) or not isinstance(sent, int) or not 1 <= sent <= INT_MAX):
+    if sent is not None and (isinstance(sent, bool) or not isinstance(sent, int) or not 1 <= sent <= INTEGER_MAX):
         raise refuse(400, "version", "type", "must be the record's version, a whole number")
     if sent is not None and from_header is not None and sent != from_header:
         raise refuse(400, "version", "version", "the body and If-Match name different versions")
@@ -221,7 +221,7 @@ def _delete(api: Api, entity: Entity, record_id: int) -> flask.Response:
     body: dict[str, Any] = {}
     raw = flask.request.args.get("version")
     if raw is not None:
-        if not raw.isdigit() or not 1 <= int(raw) <= INT_MAX:
+        if not raw.isdigit() or not 1 <= int(raw) <= INTEGER_MAX:
             raise refuse(400, "version", "type", "must be the record's version, a whole number")
         body["version"] = int(raw)
     version = _version(body, required=False)
