@@ -159,17 +159,20 @@ def test_a_duplicate_unique_value_is_refused(api: Served) -> None:
 def test_a_stale_version_gets_409_with_the_current_version(api: Served) -> None:
     record = api.client.post(URL, json={"title": "Chairs"}).get_json()
     assert api.client.patch(f"{URL}/{record['id']}", json={"version": 1, "title": "Desks"}).status_code == 200
+    audit = api.rows("fw_audit")
     stale = api.client.patch(f"{URL}/{record['id']}", json={"version": 1, "title": "Lamps"})
     assert stale.status_code == 409
     body = stale.get_json()
     assert body["current_version"] == 2
     assert body["errors"] == [{"field": "version", "code": "stale", "message": f"purchase_request {record['id']} was changed by someone else (now version 2); reload it and try again"}]
     assert api.client.get(f"{URL}/{record['id']}").get_json()["title"] == "Desks"
+    assert api.rows("fw_audit") == audit, "no audit row: nothing was written"
 
 
 def test_an_update_must_name_its_version(api: Served) -> None:
     record = api.client.post(URL, json={"title": "Chairs"}).get_json()
     path = f"{URL}/{record['id']}"
+    audit = api.rows("fw_audit")
     missing = api.client.patch(path, json={"title": "Desks"})
     assert missing.status_code == 428
     assert [e["code"] for e in missing.get_json()["errors"]] == ["version_required"]
@@ -178,6 +181,7 @@ def test_an_update_must_name_its_version(api: Served) -> None:
     bad = api.client.patch(path, json={"title": "Desks", "version": "one"})
     assert bad.status_code == 400 and errors(bad) == [("version", "type", "must be the record's version, a whole number")]
     assert api.client.get(path).get_json()["title"] == "Chairs"
+    assert api.rows("fw_audit") == audit
 
 
 def test_bodies_that_are_not_json_objects_are_refused(api: Served) -> None:
