@@ -36,7 +36,14 @@ def post(client: flask.testing.FlaskClient, caller: str, record: dict, action: s
 def test_a_request_through_the_api(served: tuple[Company, flask.testing.FlaskClient]) -> None:
     company, client = served
     request = company.create("eve", title="Laptops", amount=20000)
+    url = f"/api/v1/purchase_request/{request['id']}/workflow"
+    assert client.get(url, headers={"X-User": "eve"}).json["actions"] == ["submit"]
+    assert client.get(url, headers={"X-User": "mary"}).json["actions"] == []
     response = post(client, "eve", request, "submit", comment="for the new hires")
+    shown = client.get(url, headers={"X-User": "mary"}).json
+    assert (shown["status"], shown["step"], shown["waiting_for"]) == ("pending", "manager", ["mary"])
+    assert shown["actions"] == ["approve", "reject", "return", "transfer", "delegate", "add_approver", "comment", "cc"]
+    assert client.get(url, headers={"X-User": "eve"}).json["actions"] == ["withdraw", "urge", "comment", "cc"]
     assert response.status_code == 200 and response.json["status"] == "pending" and response.json["step"] == "manager"
     waiting = client.get("/api/v1/tasks?box=waiting", headers={"X-User": "mary"}).json["items"]
     assert [(i["entity"], i["record_id"], i["title"]) for i in waiting] == [("purchase_request", request["id"], "Laptops")]
@@ -52,6 +59,7 @@ def test_a_request_through_the_api(served: tuple[Company, flask.testing.FlaskCli
     stats = client.get("/api/v1/workflow/stats", headers={"X-User": "ada"}).json
     assert stats["flows"][0]["runs"] == {"approved": 1}
     assert client.get("/api/v1/notifications", headers={"X-User": "mary"}).json["items"][0]["event"] == "task"
+    assert client.get(url, headers={"X-User": "eve"}).json["actions"] == ["comment", "cc"]
 
 
 def test_refusals_say_why_and_change_nothing(served: tuple[Company, flask.testing.FlaskClient]) -> None:

@@ -129,6 +129,8 @@ def test_plain_workflow_transitions(tmp_path: Path, db_url: str) -> None:
     assert company.counts()["fw_timeline"] == 0 and company.status(order, "sales_order") == "draft"
     assert fields_of(company, order, "sales_order") == StepFields(locked=False)
     company.records.update("sales_order", order["id"], {"total": 10}, company.actor("eve"), "api", order["version"])
+    assert company.flows.state("sales_order", order["id"], company.actor("mary"))["actions"] == ["confirm", "cancel"]
+    assert company.flows.state("sales_order", order["id"], company.actor("eve"))["actions"] == ["cancel"]
     assert company.act("mary", order, "confirm", entity="sales_order")["status"] == "confirmed"
     company.act("otto", order, "ship", entity="sales_order")
     shipped = company.get(order, "sales_order")

@@ -5,6 +5,8 @@
   delegate, add_approver, remove_approver, urge, comment, cc) or a plain workflow's
   transition by name. 409 when the action no longer applies, 403 when it is not the
   caller's to take, 422 for wrong input, 404 for an unknown record.
+- ``GET /api/v1/<entity>/<id>/workflow`` -> the flow's status, step, who it waits for and
+  the actions the caller may take now
 - ``GET /api/v1/tasks?box=waiting|submitted|handled|cc`` -> ``{"items": [...]}``
 - ``GET /api/v1/<entity>/<id>/timeline`` -> ``{"items": [...]}``
 - ``GET /api/v1/workflow/stats[?flow=name]``
@@ -53,6 +55,15 @@ def workflow_blueprint(actor: Callable[[], Actor] = request_actor) -> flask.Blue
         body = _body()
         result = _engine(runtime).act(entity_name, _id(record_id), action, actor(), **body)
         return json_response(result.as_dict())
+
+    @blueprint.get("/<entity_name>/<record_id>/workflow")
+    def state(entity_name: str, record_id: str) -> flask.Response:
+        runtime = _runtime()
+        _entity(runtime, entity_name)
+        number = _id(record_id)
+        caller = actor()
+        runtime.records.get(entity_name, number, caller)  # 404/403 unless the caller may see it
+        return json_response(_engine(runtime).state(entity_name, number, caller))
 
     @blueprint.get("/tasks")
     def tasks() -> flask.Response:

@@ -149,6 +149,16 @@ class FlowEngine:
                 run.approval_action(flow, action, comment, user, step, position)
             return run.result(action)
 
+    def state(self, entity: str, record_id: int, actor: Actor) -> dict[str, Any]:
+        """The record's flow as ``actor`` sees it now: ``flow``, ``kind`` (approval or
+        workflow), ``status``, the current ``step``, who it is ``waiting_for`` and the
+        ``actions`` the actor may take (what screens offer as buttons)."""
+        flow = self.app.flow_for(entity)
+        if flow is None:
+            raise FlowNotFound(f"{entity} has no workflow or approval", "no_flow")
+        with self.records.engine.connect() as conn:
+            return _Run(self, conn, actor, to_utc(self.clock()), entity, record_id, lock=False).state(flow)
+
     def run_timer(self, kind: str, task_id: int, now: datetime) -> str:
         """Carry out a due timer of one task (remind, escalate, timeout) as the system, in
         the transaction open in this thread; returns what was done, for the job row."""
@@ -168,7 +178,7 @@ class FlowEngine:
     def inbox(self, user_id: int, box: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         """One box (waiting, submitted, handled, cc) of the user's inbox, newest first."""
         with self.records.engine.connect() as conn:
-            return inbox(conn, self.app, self.tables, user_id, box, limit, offset)
+            return inbox(conn, self.tables, user_id, box, limit, offset)
 
     def condition(self, entity: str, text: str, record: Mapping[str, Any], actor: Actor, now: datetime, conn: sa.Connection) -> bool:
         """Whether expression ``text`` holds for ``record`` (compiled once per text)."""
@@ -183,7 +193,7 @@ class FlowEngine:
 class _Run:
     """One action inside its transaction."""
 
-    def __init__(self, engine: FlowEngine, conn: sa.Connection, actor: Actor, now: datetime, entity: str, record_id: int) -> None:
+    def __init__(self, engine: FlowEngine, conn: sa.Connection, actor: Actor, now: datetime, entity: str, record_id: int, lock: bool = True) -> None:
         self.engine = engine
         self.conn = conn
         self.actor = actor
@@ -195,8 +205,8 @@ class _Run:
         self.instance_table = self.tables["fw_flow_instance"]
         self.resolver = ApproverResolver(conn, engine.app, engine.records, engine.records.hooks)
         table = engine.records.tables[entity]
-        locked = conn.execute(sa.select(table.c.id).where(table.c.id == record_id).with_for_update()).first()
-        if locked is None:
+        query = sa.select(table.c.id).where(table.c.id == record_id)
+        if conn.execute(query.with_for_update() if lock else query).first() is None:
             raise FlowNotFound(f"{entity} {record_id} does not exist", "not_found")
         self.record = self._read()
         self.instance: dict[str, Any] | None = self._latest_instance()
@@ -295,6 +305,7 @@ class _Run:
             "entity": self.entity,
             "record_id": self.record_id,
             "flow": inst["flow"],
+            "title": inst["title"],
             "step_name": inst["step_name"] if kind == "approve" else None,
             "step_index": inst["step_index"] if kind == "approve" else None,
             "step_round": inst["step_round"] if kind == "approve" else 0,
@@ -326,6 +337,49 @@ class _Run:
         step = self.instance["step_name"] if self.instance else None
         values = {"title": title, "step": step or "", "who": self._username(self.actor.user_id), "comment": comment or ""}
         notify.queue(self.conn, self.tables, user_ids, event, entity=self.entity, record_id=self.record_id, at=self.now, values=values)
+
+    # ------------------------------------------------------------- what may be done
+
+    def state(self, flow: Workflow | Approval) -> dict[str, Any]:
+        actor = self.actor
+        shown: dict[str, Any] = {"flow": flow.name, "status": self.status, "step": None, "waiting_for": [], "actions": []}
+        if isinstance(flow, Workflow):
+            shown["kind"] = "workflow"
+            shown["actions"] = [
+                t.name for t in workflow_machine(flow).available(self.status)
+                if (not t.roles or actor.is_admin or actor.roles.intersection(t.roles))
+                and (not t.when or self.engine.condition(self.entity, t.when, self.record, actor, self.now, self.conn))
+            ]
+            return shown
+        shown["kind"] = "approval"
+        actions: list[str] = []
+        inst = self.instance
+        if inst is None or inst["state"] != RUNNING or self.status != PENDING:
+            starts = any(t.name == "submit" for t in approval_machine(flow).available(self.status))
+            if starts and (actor.is_admin or actor.user_id == self.record.get("created_by")):
+                actions.append("submit")
+        else:
+            self.approval = restore(inst["definition"])
+            tasks = self._step_tasks()
+            shown["step"] = inst["step_name"]
+            shown["waiting_for"] = [self._username(t["assignee_id"]) for t in tasks if t["state"] == TASK_PENDING]
+            mine = [t for t in tasks if t["assignee_id"] == actor.user_id and t["state"] == TASK_PENDING]
+            if mine:
+                actions += ["approve", "reject", "return"]
+                if mine[0]["role"] != DELEGATE:
+                    actions += ["transfer", "delegate", "add_approver"]
+            if any(t["role"] == ADDED and t["added_by"] == actor.user_id and t["state"] in (TASK_PENDING, TASK_WAITING) for t in tasks):
+                actions.append("remove_approver")
+            if actor.is_admin or actor.user_id == inst["initiator_id"]:
+                if not any(t["decided_by"] is not None for t in tasks):
+                    actions.append("withdraw")
+                last = inst["last_urged_at"]
+                if last is None or self.now >= to_utc(last) + URGE_INTERVAL:
+                    actions.append("urge")
+        if inst is not None and self._involved():
+            actions += ["comment", "cc"]
+        shown["actions"] = actions
+        return shown
 
     # ------------------------------------------------------------- plain workflows
 
@@ -387,6 +441,7 @@ class _Run:
             "entity": self.entity,
             "record_id": self.record_id,
             "flow": flow.name,
+            "title": _title(self.engine.app, self.entity, self.record)[:300],
             "definition": snapshot(flow),
             "state": RUNNING,
             "step_index": None,
@@ -815,13 +870,16 @@ class _Run:
         self._settle_step()
         return f"timed out: {verdict}"
 
-    def _require_involved(self, action: str) -> None:
+    def _involved(self) -> bool:
+        """The actor is an admin, the record's creator, the initiator or has a task in the run."""
         if self.actor.is_admin or self.actor.user_id == self.record.get("created_by"):
-            return
+            return True
         inst = self.instance
-        if inst is not None and (inst["initiator_id"] == self.actor.user_id or self._tasks(instance_id=inst["id"], assignee_id=self.actor.user_id)):
-            return
-        raise ActionRefused(f"only people taking part in this {self.entity}'s approval may {action}", "not_involved")
+        return inst is not None and (inst["initiator_id"] == self.actor.user_id or bool(self._tasks(instance_id=inst["id"], assignee_id=self.actor.user_id)))
+
+    def _require_involved(self, action: str) -> None:
+        if not self._involved():
+            raise ActionRefused(f"only people taking part in this {self.entity}'s approval may {action}", "not_involved")
 
 
 def _given(user: str | None, action: str) -> str:

@@ -26,6 +26,7 @@ def add_workflow_tables(metadata: sa.MetaData, user_table: str = "fw_user") -> N
         sa.Column("entity", sa.String(60), nullable=False),
         sa.Column("record_id", sa.Integer, nullable=False),
         sa.Column("flow", sa.String(100), nullable=False),
+        sa.Column("title", sa.String(300), nullable=True),  # the record's title at submission
         sa.Column("definition", sa.JSON, nullable=False),
         sa.Column("state", sa.String(20), nullable=False),  # running | approved | rejected | withdrawn | returned
         sa.Column("step_index", sa.Integer, nullable=True),
@@ -50,6 +51,8 @@ def add_workflow_tables(metadata: sa.MetaData, user_table: str = "fw_user") -> N
         sa.Column("entity", sa.String(60), nullable=False),
         sa.Column("record_id", sa.Integer, nullable=False),
         sa.Column("flow", sa.String(100), nullable=False),
+        # The record's title when the task was made: the inbox is one indexed query.
+        sa.Column("title", sa.String(300), nullable=True),
         sa.Column("step_name", sa.String(100), nullable=True),
         sa.Column("step_index", sa.Integer, nullable=True),
         sa.Column("step_round", sa.Integer, nullable=False, server_default=sa.text("0")),
@@ -69,7 +72,8 @@ def add_workflow_tables(metadata: sa.MetaData, user_table: str = "fw_user") -> N
         sa.Column("read_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["instance_id"], ["fw_flow_instance.id"], ondelete="CASCADE", name="fk_fw_task_instance_id"),
         sa.ForeignKeyConstraint(["assignee_id"], [user_fk], ondelete="CASCADE", name="fk_fw_task_assignee_id"),
-        sa.Index("ix_fw_task_assignee_id_state", "assignee_id", "state"),
+        # "waiting for me", newest first: a backward scan of this index, no sort
+        sa.Index("ix_fw_task_assignee_id_state_id", "assignee_id", "state", "id"),
         sa.Index("ix_fw_task_decided_by", "decided_by"),
         sa.Index("ix_fw_task_instance_id", "instance_id"),
     )

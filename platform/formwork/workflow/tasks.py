@@ -1,8 +1,8 @@
 """Tasks and the inbox: what waits for a user, what they submitted, handled, or got a copy of.
 
 Each box is one indexed query (``fw_task`` by assignee and state, by decider, or
-``fw_flow_instance`` by initiator); the records' titles are read afterwards, one query per
-entity shown.
+``fw_flow_instance`` by initiator). Tasks and runs carry the record's title from when
+they were made, so no box reads the records themselves.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from formwork.metadata.model import App
 from formwork.records.coerce import to_utc
 from formwork.workflow.approval import TASK_PENDING
 from formwork.workflow.errors import ActionInvalid
@@ -20,9 +19,10 @@ from formwork.workflow.errors import ActionInvalid
 BOXES = ("waiting", "submitted", "handled", "cc")
 # Task states a person reached by their own action (what "handled by me" lists).
 HANDLED_STATES = ("approved", "rejected", "transferred", "delegated")
+_TASK_COLUMNS = ("id", "entity", "record_id", "title", "flow", "step_name", "state", "kind", "created_at", "decided_at", "comment")
 
 
-def inbox(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], user_id: int, box: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+def inbox(conn: sa.Connection, tables: Mapping[str, sa.Table], user_id: int, box: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
     """The items of one box of ``user_id``'s inbox, newest first. Every item names the
     record's ``entity``, ``record_id`` and ``title``; ``ActionInvalid`` for an unknown box."""
     if box not in BOXES:
@@ -31,13 +31,12 @@ def inbox(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], user_id
         items = _submitted(conn, tables, user_id, limit, offset)
     else:
         items = _tasks(conn, tables, user_id, box, limit, offset)
-    _add_titles(conn, app, tables, items)
     return items
 
 
 def _tasks(conn: sa.Connection, tables: Mapping[str, sa.Table], user_id: int, box: str, limit: int, offset: int) -> list[dict[str, Any]]:
     task = tables["fw_task"]
-    query = sa.select(task)
+    query = sa.select(*[task.c[name] for name in _TASK_COLUMNS])
     if box == "waiting":
         query = query.where(task.c.assignee_id == user_id, task.c.state == TASK_PENDING, task.c.kind == "approve")
     elif box == "handled":
@@ -50,6 +49,7 @@ def _tasks(conn: sa.Connection, tables: Mapping[str, sa.Table], user_id: int, bo
             "task_id": row["id"],
             "entity": row["entity"],
             "record_id": row["record_id"],
+            "title": row["title"] or f"{row['entity']} {row['record_id']}",
             "flow": row["flow"],
             "step": row["step_name"],
             "state": row["state"],
@@ -64,8 +64,9 @@ def _tasks(conn: sa.Connection, tables: Mapping[str, sa.Table], user_id: int, bo
 
 def _submitted(conn: sa.Connection, tables: Mapping[str, sa.Table], user_id: int, limit: int, offset: int) -> list[dict[str, Any]]:
     instance = tables["fw_flow_instance"]
+    columns = ("id", "entity", "record_id", "title", "flow", "step_name", "state", "started_at", "finished_at")
     query = (
-        sa.select(instance)
+        sa.select(*[instance.c[name] for name in columns])
         .where(instance.c.initiator_id == user_id)
         .order_by(instance.c.id.desc())
         .limit(limit)
@@ -76,6 +77,7 @@ def _submitted(conn: sa.Connection, tables: Mapping[str, sa.Table], user_id: int
             "instance_id": row["id"],
             "entity": row["entity"],
             "record_id": row["record_id"],
+            "title": row["title"] or f"{row['entity']} {row['record_id']}",
             "flow": row["flow"],
             "step": row["step_name"],
             "state": row["state"],
@@ -84,20 +86,3 @@ def _submitted(conn: sa.Connection, tables: Mapping[str, sa.Table], user_id: int
         }
         for row in conn.execute(query).mappings()
     ]
-
-
-def _add_titles(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], items: list[dict[str, Any]]) -> None:
-    """Set each item's ``title`` from its record's title field (else ``<entity> <id>``)."""
-    wanted: dict[str, set[int]] = {}
-    for item in items:
-        wanted.setdefault(item["entity"], set()).add(item["record_id"])
-    titles: dict[tuple[str, int], str] = {}
-    for entity_name, ids in wanted.items():
-        entity = app.entities.get(entity_name)
-        if entity is None or not entity.title_field or entity.title_field not in entity.fields:
-            continue
-        table = tables[entity_name]
-        rows = conn.execute(sa.select(table.c.id, table.c[entity.title_field]).where(table.c.id.in_(sorted(ids))))
-        titles.update({(entity_name, row[0]): str(row[1]) for row in rows if row[1] is not None})
-    for item in items:
-        item["title"] = titles.get((item["entity"], item["record_id"]), f"{item['entity']} {item['record_id']}")
