@@ -59,8 +59,8 @@ def write_project(root: Path, url: str) -> Path:
     return root
 
 
-def medians(actions: list[Callable[[], object]], runs: int) -> list[float]:
-    """The median time of each action; runs are interleaved, so a busy machine slows all alike."""
+def timings(actions: list[Callable[[], object]], runs: int) -> list[list[float]]:
+    """Every run's time of each action; runs are interleaved, so a busy machine slows all alike."""
     for action in actions:
         action()  # warm caches and the connection pool
     times: list[list[float]] = [[] for _ in actions]
@@ -74,7 +74,12 @@ def medians(actions: list[Callable[[], object]], runs: int) -> list[float]:
                 spent.append(time.perf_counter() - start)
     finally:
         gc.enable()
-    return [statistics.median(spent) for spent in times]
+    return times
+
+
+def medians(actions: list[Callable[[], object]], runs: int) -> list[float]:
+    """The median time of each action (see ``timings``)."""
+    return [statistics.median(spent) for spent in timings(actions, runs)]
 
 
 def fill(engine: sa.Engine, table: sa.Table, rows: int, department_ids: list[int]) -> None:
@@ -124,9 +129,12 @@ def main() -> None:
         page = RecordQuery(limit=50, sort=("-id",))
         assert len(records.list("claim", narrow, page)) == 50
         assert {r["department"] for r in records.list("claim", narrow, page)} == {department_ids[3]}
-        rule, everything = medians([lambda: records.list("claim", narrow, page), lambda: records.list("claim", wide, page)], args.runs)
-        print(f"{engine.dialect.name}: list 50 of {args.rows:,} rows: rows: all {everything * 1000:.2f} ms, "
+        rules, alls = timings([lambda: records.list("claim", narrow, page), lambda: records.list("claim", wide, page)], args.runs)
+        rule, everything = statistics.median(rules), statistics.median(alls)
+        print(f"{engine.dialect.name}: list 50 of {args.rows:,} rows, median of {args.runs}: rows: all {everything * 1000:.2f} ms, "
               f"department == $user.department {rule * 1000:.2f} ms, ratio {rule / everything:.2f} (goal <= 1.2)")
+        # on a loaded machine the medians drift between batches; the fastest runs do not
+        print(f"  fastest runs: rows: all {min(alls) * 1000:.2f} ms, rule {min(rules) * 1000:.2f} ms, ratio {min(rules) / min(alls):.2f}")
 
         client, token = web_client(project, app, schema, engine, records, accounts)
         session = session_login(client.application)
