@@ -60,6 +60,8 @@ def test_a_request_through_the_api(served: tuple[Company, flask.testing.FlaskCli
     assert stats["flows"][0]["runs"] == {"approved": 1}
     assert client.get("/api/v1/notifications", headers={"X-User": "mary"}).json["items"][0]["event"] == "task"
     assert client.get(url, headers={"X-User": "eve"}).json["actions"] == ["comment", "cc"]
+    assert client.get("/api/v1/notifications/failed", headers={"X-User": "ada"}).json["items"] == []
+    assert client.get("/api/v1/notifications/failed", headers={"X-User": "eve"}).status_code == 403
 
 
 def test_refusals_say_why_and_change_nothing(served: tuple[Company, flask.testing.FlaskClient]) -> None:

@@ -371,3 +371,14 @@ def test_urge_is_rate_limited(company: Company) -> None:
 def test_inbox_box_must_exist(company: Company) -> None:
     with pytest.raises(ActionInvalid, match="no box 'later'"):
         company.flows.inbox(company.user_id("eve"), "later")
+
+
+def test_cc_at_start_and_at_finish(tmp_path: Path, db_url: str) -> None:
+    company = make(tmp_path, db_url, approval("- {name: manager, approvers: {manager_of: requester}}", cc="[{user: otto}]", cc_when="both"))
+    request = company.create("eve", title="Pens", amount=50)
+    company.act("eve", request, "submit")
+    otto = company.user_id("otto")
+    assert [i["record_id"] for i in company.flows.inbox(otto, "cc")] == [request["id"]]
+    company.act("mary", request, "approve")
+    assert [i["record_id"] for i in company.flows.inbox(otto, "cc")] == [request["id"], request["id"]]
+    company.close()

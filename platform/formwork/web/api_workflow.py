@@ -10,7 +10,8 @@
 - ``GET /api/v1/tasks?box=waiting|submitted|handled|cc`` -> ``{"items": [...]}``
 - ``GET /api/v1/<entity>/<id>/timeline`` -> ``{"items": [...]}``
 - ``GET /api/v1/workflow/stats[?flow=name]``
-- ``GET /api/v1/notifications[?unread=1]`` -> ``{"items": [...]}``
+- ``GET /api/v1/notifications[?unread=1]`` -> ``{"items": [...]}``; admins:
+  ``GET /api/v1/notifications/failed`` (mail that could not be delivered)
 
 Errors have the records API's shape: ``{"errors": [{"field", "code", "message"}]}``.
 """
@@ -29,7 +30,7 @@ from formwork.web.api.payload import json_response
 from formwork.web.runtime import Runtime
 from formwork.workflow.actions import FlowEngine
 from formwork.workflow.errors import WorkflowError
-from formwork.workflow.notify import notifications_of
+from formwork.workflow.notify import failed_notifications, notifications_of
 from formwork.workflow.stats import approval_stats
 
 BLUEPRINT_NAME = "formwork_workflow"
@@ -94,6 +95,14 @@ def workflow_blueprint(actor: Callable[[], Actor] = request_actor) -> flask.Blue
         unread = flask.request.args.get("unread") in ("1", "true", "yes")
         with runtime.engine.connect() as conn:
             return json_response({"items": notifications_of(conn, _engine(runtime).tables, user_id, unread)})
+
+    @blueprint.get("/notifications/failed")
+    def failed() -> flask.Response:
+        runtime = _runtime()
+        if not actor().is_admin:
+            raise refuse(403, "", "forbidden", "only admins see undeliverable mail")
+        with runtime.engine.connect() as conn:
+            return json_response({"items": failed_notifications(conn, _engine(runtime).tables)})
 
     return blueprint
 
