@@ -21,6 +21,8 @@ from formwork.metadata.project import Project, find_project_root, load_project
 from formwork.plugins import HookRegistry, load_plugins
 from formwork.records import RecordService
 from formwork.storage import build_schema, make_engine, read_state
+from formwork.web.api import register_api
+from formwork.web.api_transfer import transfer_blueprint
 from formwork.web.assets import ui_root
 from formwork.web.forms import entity_label
 from formwork.web.runtime import Runtime
@@ -69,6 +71,8 @@ def create_app(
         theme=Bootstrap4Theme(base_template="formwork/admin_base.html", fluid=True),
     )
     register_screens(admin, runtime)
+    register_api(app)
+    app.register_blueprint(transfer_blueprint())
 
     @app.context_processor
     def formwork_context() -> dict[str, Any]:
