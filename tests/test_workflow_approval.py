@@ -382,3 +382,14 @@ def test_cc_at_start_and_at_finish(tmp_path: Path, db_url: str) -> None:
     company.act("mary", request, "approve")
     assert [i["record_id"] for i in company.flows.inbox(otto, "cc")] == [request["id"], request["id"]]
     company.close()
+
+
+def test_transferring_a_task_keeps_the_approver_added_after_it(company: Company) -> None:
+    request = company.create("eve", title="Pens", amount=50)
+    company.act("eve", request, "submit")
+    company.act("mary", request, "add_approver", user="otto", position="after")
+    company.act("mary", request, "transfer", user="fiona")
+    company.act("fiona", request, "approve")
+    assert company.status(request) == "pending" and company.waiting("otto") == [request["id"]]
+    company.act("otto", request, "approve")
+    assert company.status(request) == "approved"

@@ -744,11 +744,18 @@ class _Run:
             raise ActionInvalid(f"cannot {action}: {username} already has a task on this step", "already_assigned")
         if action == "transfer":
             self._update_task(task, state=TASK_TRANSFERRED, decided_at=self.now, decided_by=self.actor.user_id, comment=comment)
-            self._new_task(other, TASK_PENDING, role=task["role"], position=task["position"], follows_id=task["follows_id"], origin_id=task["id"])
+            self._successor(task, other)
         else:
             self._update_task(task, state=TASK_DELEGATED)
             self._new_task(other, TASK_PENDING, role=DELEGATE, position=task["position"], origin_id=task["id"])
         self._log(action, comment, task["step_name"], to=username)
+
+    def _successor(self, task: dict[str, Any], assignee: int) -> None:
+        """A pending task for ``assignee`` in place of a transferred ``task``: same part in
+        the step, and whoever waited for the old task now waits for the new one."""
+        new = self._new_task(assignee, TASK_PENDING, role=task["role"], position=task["position"], follows_id=task["follows_id"], origin_id=task["id"])
+        t = self.task_table
+        self.conn.execute(t.update().where(t.c.follows_id == task["id"], t.c.state == TASK_WAITING).values(follows_id=new["id"]))
 
     def add_approver(self, username: str, position: str, comment: str | None) -> None:
         if position not in ADD_POSITIONS:
@@ -853,7 +860,7 @@ class _Run:
             self._log("escalate", step=task["step_name"], user_id=None, on_behalf_of=task["assignee_id"], failed="nobody to escalate to")
             return "nobody"
         self._update_task(task, state=TASK_TRANSFERRED, decided_at=self.now)
-        self._new_task(targets[0], TASK_PENDING, role=task["role"], position=task["position"], follows_id=task["follows_id"], origin_id=task["id"])
+        self._successor(task, targets[0])
         self._log("escalate", step=task["step_name"], user_id=None, on_behalf_of=task["assignee_id"], to=self._username(targets[0]))
         self._notify([targets[0]], "escalated")
         return "escalated"
