@@ -27,6 +27,7 @@ from formwork.records import FieldError
 from formwork.records.coerce import to_utc
 from formwork.records.listing import INTEGER_MAX, INTEGER_MIN
 from formwork.storage.tables import column_type
+from formwork.web.api.payload import exact_number
 
 
 class Coded(str):
@@ -111,6 +112,9 @@ class LinkValue(fields.Integer):
 
 class DecimalValue(fields.Decimal):
     """A JSON number, read exactly; written as an exact JSON number."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else exact_number(value)
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Decimal | None:
         if value is None:
