@@ -230,6 +230,8 @@ def test_unknown_entities_records_and_child_entities_are_404(api: Served) -> Non
     wrong_method = api.client.put(f"{URL}/1", json={})
     assert wrong_method.status_code == 405 and wrong_method.is_json
     assert api.client.get("/api/v1/nothing/here/at/all").is_json
+    elsewhere = api.client.get("/nothing-here")
+    assert elsewhere.status_code == 404 and not elsewhere.is_json, "pages outside the API keep the app's error pages"
 
 
 def test_fields_and_expand_shape_a_record(api: Served) -> None:
