@@ -79,6 +79,7 @@ def test_refusals_say_why_and_change_nothing(served: tuple[Company, flask.testin
         (client.post("/api/v1/purchase_request/999/workflow/approve", headers={"X-User": "mary"}), 404, "not_found"),
         (client.get("/api/v1/tasks?box=later", headers={"X-User": "mary"}), 422, "unknown_box"),
         (client.get("/api/v1/tasks"), 401, "login_required"),
+        (client.post(f"/api/v1/purchase_request/{request['id']}/workflow/approve"), 401, "login_required"),
     ]
     for response, status, code in cases:
         assert (response.status_code, response.json["errors"][0]["code"]) == (status, code), response.json

@@ -54,7 +54,9 @@ def workflow_blueprint(actor: Callable[[], Actor] = request_actor) -> flask.Blue
         runtime = _runtime()
         _entity(runtime, entity_name)
         body = _body()
-        result = _engine(runtime).act(entity_name, _id(record_id), action, actor(), **body)
+        caller = actor()
+        _user_id(caller)
+        result = _engine(runtime).act(entity_name, _id(record_id), action, caller, **body)
         return json_response(result.as_dict())
 
     @blueprint.get("/<entity_name>/<record_id>/workflow")
@@ -133,7 +135,7 @@ def _id(text: str) -> int:
 
 def _user_id(caller: Actor) -> int:
     if caller.user_id is None:
-        raise refuse(401, "", "login_required", "log in to see your tasks and notifications")
+        raise refuse(401, "", "login_required", "log in to take part in approvals")
     return caller.user_id
 
 
