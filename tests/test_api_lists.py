@@ -77,6 +77,7 @@ def test_conditions_with_every_operator(api: Served, requests: list[dict[str, An
     assert ids(get(f"{URL}?department__isnull=false&urgent=true&limit=500")) == where(requests, lambda r: r["department"] is not None and r["urgent"])
     assert ids(get(f"{URL}?needed_by__gte=2030-05-01&limit=500")) == where(requests, lambda r: r["needed_by"] is not None and str(r["needed_by"]) >= "2030-05-01")
     assert ids(get(f"{URL}?amount=&limit=500")) == where(requests, lambda r: r["amount"] is None), "an empty value means empty"
+    assert ids(get(f"{URL}?search=TOWELS&limit=500")) == where(requests, lambda r: "towels" in r["title"]), "search looks into the title"
 
 
 def test_filter_expressions_run_in_sql_with_paths_through_links(api: Served, requests: list[dict[str, Any]]) -> None:
