@@ -6,8 +6,9 @@ labels in the deployment's default locale (or their names); links are written as
 target record's title, so an exported file imports again unchanged.
 
 ``RecordService.list`` returns whole lists, so the export reads the table itself, under
-the same permission seam: the policy authorizes ``read`` and ``export`` and its
-``row_filter`` limits the rows, exactly as for lists.
+the same permission seam: the policy authorizes ``read`` and ``export``, its
+``row_filter`` (for both) limits the rows and its ``hidden_fields`` are left out; a link
+to a record the actor may not read is written as its id.
 """
 
 from __future__ import annotations
@@ -57,28 +58,47 @@ def export_entity(entity: Entity | str, records: RecordService) -> Entity:
 def export_statement(records: RecordService, entity: Entity, actor: Actor, where: str | None = None) -> tuple[sa.Select[Any], list[Field]]:
     """The SELECT of an export (one column per exported field; links as title and id)
     limited by the policy's row filter and the ``where`` expression, and its fields."""
-    records.policy.authorize("read", entity.name, actor, None, None)
-    records.policy.authorize("export", entity.name, actor, None, None)
+    policy = records.policy
+    policy.authorize("read", entity.name, actor, None, None)
+    policy.authorize("export", entity.name, actor, None, None)
     table = records.tables[entity.name]
-    fields = exported_fields(entity)
+    hidden = policy.hidden_fields(entity.name, actor)
+    fields = [f for f in exported_fields(entity) if f.name not in hidden]
     columns: list[sa.ColumnElement[Any]] = []
     source: sa.FromClause = table
     for index, fld in enumerate(fields):
         columns.append(table.c[fld.name].label(f"v{index}"))
-        key = title_field(records.app.entity(fld.to)) if fld.type == "link" and fld.to else None
+        key = _shown_title(records, fld, actor)
         if key is None:
             columns.append(sa.null().label(f"t{index}"))
             continue
         target = records.tables[fld.to or ""].alias(f"link_{index}")
-        source = source.outerjoin(target, target.c.id == table.c[fld.name])
+        # a linked record the actor may not read shows as its id, not its title
+        joined = [target.c.id == table.c[fld.name]]
+        target_rows = policy.row_filter(fld.to or "", actor, target, "read")
+        if target_rows is not None:
+            joined.append(target_rows)
+        source = source.outerjoin(target, sa.and_(*joined))
         columns.append(target.c[key].label(f"t{index}"))
     statement = sa.select(*columns).select_from(source).order_by(table.c.id)
-    limit = records.policy.row_filter(entity.name, actor, table)
-    if limit is not None:
-        statement = statement.where(limit)
+    for action in ("read", "export"):
+        limit = policy.row_filter(entity.name, actor, table, action)
+        if limit is not None:
+            statement = statement.where(limit)
     if where:
         statement = statement.where(_condition(records, entity, actor, where))
     return statement, fields
+
+
+def _shown_title(records: RecordService, fld: Field, actor: Actor) -> str | None:
+    """The title field a link column shows, None when it shows ids (no title field, or
+    one hidden from the actor)."""
+    if fld.type != "link" or not fld.to:
+        return None
+    key = title_field(records.app.entity(fld.to))
+    if key is None or key in records.policy.hidden_fields(fld.to, actor):
+        return None
+    return key
 
 
 def _condition(records: RecordService, entity: Entity, actor: Actor, text: str) -> sa.ColumnElement[bool]:

@@ -27,6 +27,7 @@ from formwork.transfer import (
     open_reader,
     open_writer,
 )
+from formwork.web.api import request_actor
 from formwork.web.runtime import Runtime
 
 # Uploads larger than this are kept in a temporary file rather than in memory.
@@ -40,11 +41,12 @@ MEDIA_TYPES = {
 TRUE_WORDS = ("1", "true", "yes", "on")
 
 
-def transfer_blueprint(actor: Callable[[], Actor] | None = None) -> flask.Blueprint:
-    """The import and export endpoints. ``actor`` tells who makes the request (default:
-    the system actor, as on the screens until logins exist); the record service's policy
-    decides what that actor may import and export."""
-    current_actor = actor or Actor.system
+def transfer_blueprint(actor: Callable[[], Actor] = request_actor) -> flask.Blueprint:
+    """The import and export endpoints. ``actor`` tells who makes the request (default: the
+    REST API's ``request_actor``); the record service's policy decides what that actor may
+    import (``import`` and ``create``) and export (``read`` and ``export``, its rows and
+    fields)."""
+    current_actor = actor
     blueprint = flask.Blueprint("formwork_transfer", __name__, url_prefix="/api/v1")
 
     @blueprint.post("/<entity>/import")
