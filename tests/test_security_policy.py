@@ -258,32 +258,13 @@ def test_custom_actions_follow_their_grants(world):
         policy.authorize("escalate", "ticket", world.actor("dave"), "api", None)
 
 
-def test_the_workflow_channel_moves_records_the_user_can_read(world):
-    # dave (reader) has no update grant: a workflow transition still moves what he can read
-    ticket = world.ticket("sales", "alice", "SALES")
-    dave = world.actor("dave")
-    saved = world.records.update("ticket", ticket["id"], {"budget": "4"}, dave, "workflow", None)
+def test_the_workflow_channel_writes_what_the_workflow_engine_allowed(world):
+    # dave (reader) has no update grant, bob (dept) cannot see Operations' tickets: the
+    # workflow engine checked the transition's roles or the approver's task, and writes
+    ticket = world.ticket("ops", "dave", "OPS")
+    saved = world.records.update("ticket", ticket["id"], {"budget": "4"}, world.actor("dave"), "workflow", None)
     assert str(saved["budget"]) == "4.00"
-    hidden = world.ticket("ops", "dave", "OPS")
+    world.records.update("ticket", ticket["id"], {"budget": "5"}, world.actor("bob"), "workflow", None)
+    assert str(world.records.get("ticket", ticket["id"], world.actor("root"))["budget"]) == "5.00"
     with pytest.raises(RecordNotFound):
-        world.records.update("ticket", hidden["id"], {"budget": "4"}, world.actor("bob"), "workflow", None)
-
-
-def test_two_department_trees_in_one_query(world):
-    world.accounts.create_user("olga", None, roles=["head", "overseer"], department="SALES")
-    world.ticket("east", None, "EAST")
-    world.ticket("hq", None, "HQ")
-    world.ticket("ops", None, "OPS")
-    assert titles(world, "olga") == ["east"]
-    assert world.records.count("ticket", world.actor("olga"), RecordQuery(sort=("-title",))) == 1
-
-
-def test_filter_and_sort_values_are_parameters_and_names_are_checked(world):
-    world.ticket("a", None, "OPS")
-    dave = world.actor("dave")
-    assert world.records.list("ticket", dave, RecordQuery(filters={"title": "a' OR '1'='1"})) == []
-    for query in (RecordQuery(sort=("title; DROP TABLE ticket",)), RecordQuery(filters={"title = title OR 1": "x"})):
-        with pytest.raises(RecordInvalid) as refused:
-            world.records.list("ticket", dave, query)
-        assert refused.value.errors[0].code == "unknown_field"
-    assert titles(world, "dave") == ["a"]
+        world.records.update("ticket", ticket["id"], {"budget": "6"}, world.actor("bob"), "api", 2)

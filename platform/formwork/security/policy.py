@@ -23,8 +23,7 @@ from formwork.security.grants import SourcedGrant, entity_actions, granted_actio
 from formwork.security.rows import actor_only, row_clause
 
 # On this channel the workflow engine writes a transition the user was allowed to make
-# (transition roles, approver rules): the update action is the transition's, and
-# RecordService limits it to the rows the user may read.
+# (transition roles, approver tasks): the update action is the transition's.
 WORKFLOW_CHANNEL = "workflow"
 # Built row conditions kept per (entity, actor, table, action); cleared when full.
 ACCESS_CACHE_SIZE = 2048
