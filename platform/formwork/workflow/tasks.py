@@ -7,6 +7,7 @@ they were made, so no box reads the records themselves.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,31 +35,37 @@ def inbox(conn: sa.Connection, tables: Mapping[str, sa.Table], user_id: int, box
     return items
 
 
-def _tasks(conn: sa.Connection, tables: Mapping[str, sa.Table], user_id: int, box: str, limit: int, offset: int) -> list[dict[str, Any]]:
-    task = tables["fw_task"]
+@functools.lru_cache(maxsize=64)
+def _box_query(task: sa.Table, box: str) -> sa.Select[Any]:
+    """The statement of one task box, built once per table (the user and page are bound)."""
     query = sa.select(*[task.c[name] for name in _TASK_COLUMNS])
+    user = sa.bindparam("user_id")
     if box == "waiting":
-        query = query.where(task.c.assignee_id == user_id, task.c.state == TASK_PENDING, task.c.kind == "approve")
+        query = query.where(task.c.assignee_id == user, task.c.state == TASK_PENDING, task.c.kind == "approve")
     elif box == "handled":
-        query = query.where(task.c.decided_by == user_id, task.c.kind == "approve", task.c.state.in_(HANDLED_STATES))
+        query = query.where(task.c.decided_by == user, task.c.kind == "approve", task.c.state.in_(HANDLED_STATES))
     else:
-        query = query.where(task.c.assignee_id == user_id, task.c.kind == "cc")
-    query = query.order_by(task.c.id.desc()).limit(limit).offset(offset)
+        query = query.where(task.c.assignee_id == user, task.c.kind == "cc")
+    return query.order_by(task.c.id.desc()).limit(sa.bindparam("limit")).offset(sa.bindparam("offset"))
+
+
+def _tasks(conn: sa.Connection, tables: Mapping[str, sa.Table], user_id: int, box: str, limit: int, offset: int) -> list[dict[str, Any]]:
+    rows = conn.execute(_box_query(tables["fw_task"], box), {"user_id": user_id, "limit": limit, "offset": offset})
     return [
         {
-            "task_id": row["id"],
-            "entity": row["entity"],
-            "record_id": row["record_id"],
-            "title": row["title"] or f"{row['entity']} {row['record_id']}",
-            "flow": row["flow"],
-            "step": row["step_name"],
-            "state": row["state"],
-            "kind": row["kind"],
-            "created_at": to_utc(row["created_at"]).isoformat(),
-            "decided_at": to_utc(row["decided_at"]).isoformat() if row["decided_at"] else None,
-            "comment": row["comment"],
+            "task_id": task_id,
+            "entity": entity,
+            "record_id": record_id,
+            "title": title or f"{entity} {record_id}",
+            "flow": flow,
+            "step": step,
+            "state": state,
+            "kind": kind,
+            "created_at": to_utc(created_at).isoformat(),
+            "decided_at": to_utc(decided_at).isoformat() if decided_at else None,
+            "comment": comment,
         }
-        for row in conn.execute(query).mappings()
+        for task_id, entity, record_id, title, flow, step, state, kind, created_at, decided_at, comment in rows
     ]
 
 
