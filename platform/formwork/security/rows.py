@@ -27,7 +27,6 @@ from formwork.metadata.model import App, Grant
 from formwork.records.actor import Actor
 from formwork.records.formulas import ActingUser
 
-ROW_SCOPES = ("all", "own", "department", "department_tree")
 # The fields of $user an Actor carries itself (see Actor.as_expression_user).
 ACTOR_FIELDS = ("id", "username", "department", "roles", "is_admin")
 
