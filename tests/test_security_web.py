@@ -218,3 +218,13 @@ def test_the_api_takes_a_session_only_with_the_csrf_header(app, world):
 def test_after_login_only_local_paths_are_followed(app):
     for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
         assert login(app.test_client(), next_path=target).headers["Location"] == "/"
+
+
+def test_a_new_password_ends_the_users_sessions(app, world):
+    client = app.test_client()
+    login(client)
+    assert client.get("/").text == "home of alice"
+    world.accounts.set_password("alice", "a brand new one")
+    assert client.get("/").status_code == 302
+    assert "wrong username or password" in login(app.test_client()).text
+    assert login(app.test_client(), password="a brand new one").status_code == 302
