@@ -1,5 +1,6 @@
-"""The example deployment's purchase approval, as its users live it: 3,000 needs the
-manager, 20,000 also finance's countersign, 200,000 also the CEO."""
+"""The example deployment's purchase approval, as its users live it (with the deployment's
+roles enforced): 3,000 needs the manager, 20,000 also finance's countersign, 200,000 also
+the CEO."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from formwork.metadata import compile_project
 from formwork.metadata.project import load_project
 from formwork.plugins import load_plugins
 from formwork.records import Actor, RecordService
+from formwork.security.policy import RolePolicy
 from formwork.seeding import seed_demo
 from formwork.storage import build_schema, make_engine, migrate
 from formwork.workflow.actions import FlowEngine
@@ -31,8 +33,10 @@ class Example:
         self.engine = make_engine(db_url)
         migrate(self.engine, self.app, allow_destructive=False)
         hooks = load_plugins(self.project.plugin_dirs, self.project.display)
-        self.records = RecordService(self.app, build_schema(self.app), self.engine, hooks)
-        seed_demo(self.project, self.records)
+        schema = build_schema(self.app)
+        seed_demo(self.project, RecordService(self.app, schema, self.engine, hooks))
+        # the deployment's roles decide who may read and write, as in production
+        self.records = RecordService(self.app, schema, self.engine, hooks, policy=RolePolicy(self.app, schema.tables, self.engine))
         self.flows = FlowEngine(self.records)
 
     def actor(self, username: str) -> Actor:
