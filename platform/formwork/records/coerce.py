@@ -7,12 +7,17 @@ reads. Empty input (None, "" or only spaces) means "no value" for every type.
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from formwork.metadata.model import Field
+from formwork.records.limits import ID_RANGE
 
+# Python refuses to turn longer digit strings into an int (CVE-2020-10735); a Decimal with
+# more digits would take minutes to convert, so it is refused the same way.
+MAX_INTEGER_DIGITS = 4300
 TRUE_WORDS = frozenset({"true", "yes", "y", "on", "1"})
 FALSE_WORDS = frozenset({"false", "no", "n", "off", "0"})
 
@@ -32,10 +37,22 @@ def is_empty(value: Any) -> bool:
 
 def _text(value: Any) -> str:
     if isinstance(value, str):
+        check_text(value)
         return value
     if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
         return str(value)
     raise WrongType("must be text")
+
+
+def check_text(text: str) -> None:
+    """Raise ``WrongType`` for text no database column takes: NUL characters (PostgreSQL
+    refuses them) and lone surrogates (not encodable as UTF-8 for either database)."""
+    if "\x00" in text:
+        raise WrongType("must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise WrongType("must be valid Unicode text") from None
 
 
 def _integer(value: Any) -> int:
@@ -43,8 +60,12 @@ def _integer(value: Any) -> int:
         raise WrongType("must be a whole number")
     if isinstance(value, int):
         return value
-    if isinstance(value, float | Decimal):
-        if value == int(value):
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer():
+            return int(value)
+        raise WrongType("must be a whole number")
+    if isinstance(value, Decimal):
+        if value.is_finite() and value == value.to_integral_value() and value.adjusted() < MAX_INTEGER_DIGITS:
             return int(value)
         raise WrongType("must be a whole number")
     if isinstance(value, str):
@@ -116,7 +137,11 @@ def _datetime(value: Any) -> datetime:
             raise WrongType("must be a date and time (YYYY-MM-DD HH:MM)") from None
     else:
         raise WrongType("must be a date and time (YYYY-MM-DD HH:MM)")
-    return to_utc(moment)
+    try:
+        return to_utc(moment)
+    except OverflowError:
+        # in UTC it falls before year 1 or after year 9999
+        raise WrongType("must be a date and time (YYYY-MM-DD HH:MM)") from None
 
 
 def to_utc(moment: datetime) -> datetime:
@@ -130,22 +155,45 @@ def to_utc(moment: datetime) -> datetime:
 
 
 def coerce_id(value: Any) -> int:
-    """A record id from an int, a numeric string or a mapping with ``id``; raises ``WrongType``."""
+    """A record id from an int, a numeric string or a mapping with ``id``; raises ``WrongType``,
+    also for a number no id column holds (no record has it, and the database would refuse it)."""
     if isinstance(value, dict) and "id" in value:
         value = value["id"]
     try:
         number = _integer(value)
     except WrongType:
         raise WrongType("must be the id of a record") from None
+    low, high = ID_RANGE
+    if not low <= number <= high:
+        raise WrongType("must be the id of a record")
     return number
 
 
 def _json(value: Any) -> Any:
     try:
-        json.dumps(value)
-    except (TypeError, ValueError):
+        # allow_nan=False: NaN and Infinity are not JSON, and PostgreSQL refuses them
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
         raise WrongType("must be JSON data (text, numbers, lists, mappings)") from None
+    for text in _json_strings(value):
+        check_text(text)
     return value
+
+
+def _json_strings(value: Any) -> list[str]:
+    """Every string in JSON data, keys included (without recursion: the data may be deep)."""
+    found: list[str] = []
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, dict):
+            found += [k for k in item if isinstance(k, str)]
+            pending += item.values()
+        elif isinstance(item, list | tuple):
+            pending += item
+    return found
 
 
 CONVERTERS = {

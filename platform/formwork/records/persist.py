@@ -100,7 +100,10 @@ def replace_rows(conn: sa.Connection, tables: Mapping[str, sa.Table], field_name
             extra = {"parent_id": parent_id, "parent_field": field_name, "row_order": index}
             insert_row(conn, table, child, row, actor, now, extra, prefix)
             continue
-        old = before[row["id"]]
+        old = before.get(row["id"])
+        if old is None:
+            # validation refuses such rows; a before_save hook may still have added one
+            raise RecordInvalid([FieldError(f"{prefix}id", "row", f"is not a row of this record (id {row['id']})")])
         changed = {k: v for k, v in values.items() if old.get(k) != v}
         changed["row_order"] = index
         statement = (

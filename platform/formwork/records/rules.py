@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from formwork.metadata.model import App, Entity, Field, label_text
 from formwork.plugins import HookRegistry
+from formwork.records import limits
 from formwork.records.actor import Actor
 from formwork.records.coerce import WrongType, coerce_value, is_empty
 from formwork.records.errors import FieldError, RecordInvalid
@@ -133,6 +134,9 @@ class Validation:
         child = self.app.entity(fld.entity or "")
         errors: list[FieldError] = []
         for index, row in enumerate(rows):
+            if scope.record_id is None and row.get("id") is not None:
+                # a new record has no rows yet to update
+                errors.append(FieldError(f"{path}[{index}].id", "row", f"is not a row of this record (id {row['id']})"))
             row_scope = RowScope(row.get("id"), scope.record_id, fld.name)
             errors += self.errors_of(child, row, row_scope, bad, f"{path}[{index}].")
         errors += _repeats_within(child, rows, path)
@@ -167,12 +171,17 @@ class Validation:
 
 
 def _shape_problems(fld: Field, value: Any) -> list[tuple[str, str]]:
-    """Rules that need only the value: length, options, email, range, digits."""
+    """Rules that need only the value: length, options, email, range, digits. The column's
+    own limits count too: a value the column cannot hold is refused here, not by the database."""
     problems: list[tuple[str, str]] = []
-    if fld.max_length is not None and isinstance(value, str) and len(value) > fld.max_length:
-        problems.append(("max_length", f"must be at most {fld.max_length} characters"))
-    if fld.type == "choice" and fld.options and value not in fld.option_values:
-        problems.append(("choice", "must be one of: " + ", ".join(fld.option_values)))
+    if fld.type == "choice" and fld.options:
+        # the column fits every option, so the options alone decide
+        if value not in fld.option_values:
+            problems.append(("choice", "must be one of: " + ", ".join(fld.option_values)))
+    elif isinstance(value, str):
+        longest = min((n for n in (fld.max_length, limits.text_length(fld)) if n is not None), default=None)
+        if longest is not None and len(value) > longest:
+            problems.append(("max_length", f"must be at most {longest} characters"))
     if fld.type == "email" and not EMAIL.match(value):
         problems.append(("email", "must be an email address like name@example.com"))
     if isinstance(value, int | Decimal | date) and not isinstance(value, bool):
@@ -181,8 +190,12 @@ def _shape_problems(fld: Field, value: Any) -> list[tuple[str, str]]:
             problems.append(("min", f"must be at least {_shown(low)}"))
         if high is not None and value > high:
             problems.append(("max", f"must be at most {_shown(high)}"))
-    if fld.type == "decimal" and fld.digits:
-        problems += _digit_problems(value, *fld.digits)
+    bounds = limits.field_range(fld)
+    if bounds is not None and not problems and not bounds[0] <= value <= bounds[1]:
+        problems.append(("range", f"must be between {bounds[0]} and {bounds[1]}"))
+    digits = limits.decimal_digits(fld)
+    if digits is not None:
+        problems += _digit_problems(value, *digits)
     return problems
 
 
@@ -200,11 +213,15 @@ def _shown(value: Any) -> str:
 
 
 def _digit_problems(value: Decimal, precision: int, scale: int) -> list[tuple[str, str]]:
-    exponent = value.as_tuple().exponent
-    places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
-    if places > scale and value != value.quantize(Decimal(1).scaleb(-scale)):
+    # Counted on the digits themselves: quantize and int() are slow or fail for huge exponents.
+    _sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int) or not any(digits):
+        return []
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    places = max(0, -(exponent + trailing))
+    if places > scale:
         return [("digits", f"must have at most {scale} decimal places")]
-    whole = len(str(abs(int(value)))) if int(value) else 0
+    whole = max(0, len(digits) + exponent)
     if whole > precision - scale:
         return [("digits", f"must have at most {precision - scale} digits before the decimal point")]
     return []
