@@ -14,7 +14,8 @@ from formwork.metadata import compile_project
 from formwork.metadata.model import App
 from formwork.metadata.project import Project
 from formwork.problems import Place, Problem, ProblemsFound
-from formwork.storage import MigrationRefused, make_engine, migrate, plan_migration
+from formwork.storage import MigrationRefused, build_schema, make_engine, migrate, plan_migration
+from formwork.workflow.versions import InFlight, in_flight_report
 
 
 def compiled(project: Project, output_format: str = "text") -> App:
@@ -66,6 +67,15 @@ def apply_migration(project: Project, app: App, engine: sa.Engine, allow_destruc
         click.echo(f"Applied {len(plan.operations)} operation(s).")
 
 
+def flows_in_flight(engine: sa.Engine, app: App) -> list[InFlight]:
+    """Approvals under review whose current step (or flow) the new metadata no longer has."""
+    schema = build_schema(app)
+    if not sa.inspect(engine).has_table("fw_flow_instance"):
+        return []
+    with engine.connect() as conn:
+        return in_flight_report(conn, app, {**schema.metadata.tables, **schema.tables})
+
+
 @click.command("plan")
 @project_option
 @click.option("--allow-destructive", is_flag=True, help="Plan drops and narrowing changes as allowed (old data archived).")
@@ -76,13 +86,21 @@ def plan_command(project_dir: Path | None, allow_destructive: bool, output_forma
     app = compiled(project, output_format)
     engine = open_engine(project, output_format)
     plan = plan_migration(engine, app, allow_destructive=allow_destructive)
+    in_flight = flows_in_flight(engine, app)
     if output_format == "json":
-        click.echo(json.dumps(plan.as_dict(), ensure_ascii=False, indent=2))
-    elif plan.is_empty:
-        click.echo("Database is up to date: nothing to do.")
+        document = plan.as_dict()
+        document["in_flight"] = [item.__dict__ for item in in_flight]
+        click.echo(json.dumps(document, ensure_ascii=False, indent=2))
     else:
-        for line in plan.format():
-            click.echo(line)
+        if plan.is_empty:
+            click.echo("Database is up to date: nothing to do.")
+        else:
+            for line in plan.format():
+                click.echo(line)
+        if in_flight:
+            click.echo(f"{len(in_flight)} record(s) under review are on steps the metadata no longer has:")
+            for item in in_flight:
+                click.echo(f"  {item.describe()}")
     if plan.blocked:
         sys.exit(1)
 
