@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from formwork.metadata.model import Field
-from formwork.records.limits import ID_RANGE
+from formwork.records.limits import ID_RANGE, decimal_digits
 
 # Python refuses to turn longer digit strings into an int (CVE-2020-10735); a Decimal with
 # more digits would take minutes to convert, so it is refused the same way.
@@ -39,7 +39,12 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         check_text(value)
         return value
-    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return str(value)
+        except ValueError:  # more digits than Python turns into text
+            raise WrongType("must be text") from None
+    if (isinstance(value, float) and math.isfinite(value)) or (isinstance(value, Decimal) and value.is_finite()):
         return str(value)
     raise WrongType("must be text")
 
@@ -96,6 +101,18 @@ def _decimal(value: Any) -> Decimal:
     if not number.is_finite():
         raise WrongType("must be a number")
     return number
+
+
+def fit_decimal(fld: Field, number: Decimal) -> Decimal:
+    """``number`` rounded half-up to the decimal places of ``fld``'s column (a computed value);
+    raises ``WrongType`` when it is too large to round (far beyond what the column holds)."""
+    digits = decimal_digits(fld)
+    if digits is None:
+        return number
+    try:
+        return number.quantize(Decimal(1).scaleb(-digits[1]), rounding=ROUND_HALF_UP)
+    except InvalidOperation:
+        raise WrongType("must be a number the field can hold") from None
 
 
 def _boolean(value: Any) -> bool:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from formwork.metadata.model import CHILD_FIELDS, STATUS_FIELD, SYSTEM_FIELDS, App, Entity
 from formwork.records.coerce import to_utc
+from formwork.records.limits import ID_RANGE
 
 
 def record_columns(entity: Entity) -> list[str]:
@@ -72,6 +73,8 @@ def read_children(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table],
 
 def read_record(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], entity: Entity, record_id: int) -> dict[str, Any] | None:
     """The record with its child rows, or None when there is no row with ``record_id``."""
+    if not ID_RANGE[0] <= record_id <= ID_RANGE[1]:  # no row has it, and the database would refuse it
+        return None
     table = tables[entity.name]
     row = conn.execute(select_record(table, entity).where(table.c.id == record_id)).mappings().first()
     if row is None:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +24,7 @@ from formwork.metadata.model import APPROVAL_STATUSES, STATUS_FIELD, App, Approv
 from formwork.plugins import HookRegistry
 from formwork.records import journal, persist
 from formwork.records.actor import Actor
-from formwork.records.coerce import WrongType, coerce_id, coerce_value, is_empty, to_utc
+from formwork.records.coerce import WrongType, coerce_id, coerce_value, fit_decimal, is_empty, to_utc
 from formwork.records.errors import (
     RECORD,
     FieldError,
@@ -574,9 +574,7 @@ def _read_version(version: Any) -> int | None:
 def _fit(fld: Field, value: Any) -> Any:
     """A computed value in the field's type; decimals rounded half-up to the field's scale."""
     typed = coerce_value(fld, value)
-    if isinstance(typed, Decimal) and fld.digits:
-        typed = typed.quantize(Decimal(1).scaleb(-fld.digits[1]), rounding=ROUND_HALF_UP)
-    return typed
+    return fit_decimal(fld, typed) if isinstance(typed, Decimal) else typed
 
 
 def _rows_differ(old_rows: list[dict[str, Any]], new_rows: list[dict[str, Any]]) -> bool:
