@@ -105,6 +105,19 @@ def hostile(db_url: str) -> Iterator[Hostile]:
     engine.dispose()
 
 
+def _nested(levels: int) -> list[Any]:
+    data: list[Any] = []
+    for _ in range(levels - 1):
+        data = [data]
+    return data
+
+
+def _cycle() -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    data["self"] = data
+    return data
+
+
 # (values, the error (or list of errors) they give); one test walks them all to keep the suite fast
 HOSTILE_CREATES = [
     ({"name": "x" * 256}, ("name", "max_length", "must be at most 255 characters")),
@@ -121,6 +134,9 @@ HOSTILE_CREATES = [
     ({"data": ["\ud800"]}, ("data", "type", "must be valid Unicode text")),
     ({"data": {"x": float("nan")}}, ("data", "type", "must be JSON data (text, numbers, lists, mappings)")),
     ({"data": [float("inf")]}, ("data", "type", "must be JSON data (text, numbers, lists, mappings)")),
+    ({"data": _nested(101)}, ("data", "type", "must be JSON data nested at most 100 levels deep")),
+    ({"data": _nested(5000)}, ("data", "type", "must be JSON data nested at most 100 levels deep")),
+    ({"data": _cycle()}, ("data", "type", "must be JSON data nested at most 100 levels deep")),
     ({"data": {"x": {1, 2}}}, ("data", "type", "must be JSON data (text, numbers, lists, mappings)")),
     ({"count": 2**31}, ("count", "range", INT_RANGE)),
     ({"count": -(2**31) - 1}, ("count", "range", INT_RANGE)),
@@ -204,7 +220,7 @@ def test_values_at_the_column_limits_are_stored_and_read_back(hostile):
         "on": "9999-12-31",
         "at": "0001-01-01T00:00:00+00:00",
         "body": "emoji 🧾 and combining e\u0301 and RTL \u202e",
-        "data": {"deep": [[[{"n": 2**70}]]], "text": "🧾"},
+        "data": {"deep": _nested(99), "n": 2**70, "text": "🧾"},
         "rows": [],
     }
     saved = hostile.service.create("sample", values, hostile.actor, "import")
@@ -267,3 +283,11 @@ def test_an_id_no_column_holds_is_not_found(hostile, record_id):
         with pytest.raises(RecordNotFound):
             call()
     assert hostile.snapshot() == before
+
+
+def test_a_row_named_twice_in_one_update_is_refused(hostile):
+    saved = hostile.service.create("sample", {"rows": [{"label": "one"}, {"label": "two"}]}, hostile.actor, "screen")
+    first = saved["rows"][0]["id"]
+    rows = [{"id": first, "qty": 1}, {"id": first, "qty": 2}]
+    errors = hostile.refused(lambda: hostile.service.update("sample", saved["id"], {"rows": rows}, hostile.actor, "screen", saved["version"]))
+    assert errors == [("rows[1].id", "row", f"repeats the row of an earlier line (id {first})")]

@@ -18,6 +18,9 @@ from formwork.records.limits import ID_RANGE, decimal_digits
 # Python refuses to turn longer digit strings into an int (CVE-2020-10735); a Decimal with
 # more digits would take minutes to convert, so it is refused the same way.
 MAX_INTEGER_DIGITS = 4300
+# Deeper JSON data would exhaust Python's recursion when it is copied and written; real
+# data is far shallower.
+MAX_JSON_DEPTH = 100
 TRUE_WORDS = frozenset({"true", "yes", "y", "on", "1"})
 FALSE_WORDS = frozenset({"false", "no", "n", "off", "0"})
 
@@ -187,29 +190,33 @@ def coerce_id(value: Any) -> int:
 
 
 def _json(value: Any) -> Any:
+    strings = _json_strings(value)
     try:
         # allow_nan=False: NaN and Infinity are not JSON, and PostgreSQL refuses them
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
         raise WrongType("must be JSON data (text, numbers, lists, mappings)") from None
-    for text in _json_strings(value):
+    for text in strings:
         check_text(text)
     return value
 
 
 def _json_strings(value: Any) -> list[str]:
-    """Every string in JSON data, keys included (without recursion: the data may be deep)."""
+    """Every string in JSON data, keys included; raises ``WrongType`` for data nested deeper
+    than ``MAX_JSON_DEPTH`` (walked without recursion, as the data may be deeper still)."""
     found: list[str] = []
-    pending = [value]
+    pending = [(value, 0)]
     while pending:
-        item = pending.pop()
+        item, depth = pending.pop()
+        if isinstance(item, dict | list | tuple) and depth >= MAX_JSON_DEPTH:
+            raise WrongType(f"must be JSON data nested at most {MAX_JSON_DEPTH} levels deep")
         if isinstance(item, str):
             found.append(item)
         elif isinstance(item, dict):
             found += [k for k in item if isinstance(k, str)]
-            pending += item.values()
+            pending += [(v, depth + 1) for v in item.values()]
         elif isinstance(item, list | tuple):
-            pending += item
+            pending += [(v, depth + 1) for v in item]
     return found
 
 

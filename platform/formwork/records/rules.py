@@ -133,10 +133,15 @@ class Validation:
             return [FieldError(path, "required", "needs at least one row")]
         child = self.app.entity(fld.entity or "")
         errors: list[FieldError] = []
+        seen: set[int] = set()
         for index, row in enumerate(rows):
-            if scope.record_id is None and row.get("id") is not None:
+            row_id = row.get("id")
+            if row_id is not None and scope.record_id is None:
                 # a new record has no rows yet to update
-                errors.append(FieldError(f"{path}[{index}].id", "row", f"is not a row of this record (id {row['id']})"))
+                errors.append(FieldError(f"{path}[{index}].id", "row", f"is not a row of this record (id {row_id})"))
+            elif row_id is not None and row_id in seen:
+                errors.append(FieldError(f"{path}[{index}].id", "row", f"repeats the row of an earlier line (id {row_id})"))
+            seen.add(row_id)
             row_scope = RowScope(row.get("id"), scope.record_id, fld.name)
             errors += self.errors_of(child, row, row_scope, bad, f"{path}[{index}].")
         errors += _repeats_within(child, rows, path)
