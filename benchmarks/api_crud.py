@@ -309,6 +309,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="client connections")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
     args = parser.parse_args()
+    # a SIGTERM unwinds like Ctrl-C: the servers are stopped and the database dropped
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit("stopped by SIGTERM"))
 
     with tempfile.TemporaryDirectory(prefix="formwork-crud-") as folder, fresh_database(args.pg, Path(folder)) as url:
         work = Path(folder)

@@ -66,7 +66,23 @@ order_line = sa.Table(
     sa.Column("unit_price", sa.Numeric(12, 2)),
 )
 INT32 = {"min": -(2**31), "max": 2**31 - 1}
-MONEY = {"places": 2, "as_string": False}
+MONEY = {"places": 2}
+
+
+class Money(fields.Decimal):
+    """A decimal read exactly and written as a JSON number, as Formwork writes it."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> float | None:
+        return None if value is None else float(value)
+
+
+class UtcDateTime(fields.AwareDateTime):
+    """A time written with its UTC offset (SQLite gives naive UTC times back)."""
+
+    def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class LineSchema(Schema):
@@ -76,7 +92,7 @@ class LineSchema(Schema):
     id = fields.Integer(dump_only=True)
     product = fields.String(required=True, validate=validate.Length(min=1, max=60))
     quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10000))
-    unit_price = fields.Decimal(allow_none=True, validate=validate.Range(min=0, max=Decimal("9999999999.99")), **MONEY)
+    unit_price = Money(allow_none=True, validate=validate.Range(min=0, max=Decimal("9999999999.99")), **MONEY)
 
 
 class OrderSchema(Schema):
@@ -85,20 +101,20 @@ class OrderSchema(Schema):
 
     id = fields.Integer(dump_only=True)
     version = fields.Integer(dump_only=True)
-    created_at = fields.DateTime(dump_only=True)
-    updated_at = fields.DateTime(dump_only=True)
+    created_at = UtcDateTime(dump_only=True)
+    updated_at = UtcDateTime(dump_only=True)
     created_by = fields.Integer(dump_only=True, allow_none=True)
     updated_by = fields.Integer(dump_only=True, allow_none=True)
     title = fields.String(required=True, validate=validate.Length(min=1, max=120))
     notes = fields.String(allow_none=True, validate=validate.Length(max=2000))
     quantity = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0, max=100000))
-    amount = fields.Decimal(allow_none=True, validate=validate.Range(min=0, max=Decimal("9999999999.99")), **MONEY)
+    amount = Money(allow_none=True, validate=validate.Range(min=0, max=Decimal("9999999999.99")), **MONEY)
     ordered_on = fields.Date(required=True)
     urgent = fields.Boolean(load_default=False)
     priority = fields.String(load_default="low", validate=validate.OneOf(["low", "medium", "high"]))
     contact = fields.Email(allow_none=True, validate=validate.Length(max=254))
     reference = fields.String(allow_none=True, validate=validate.Length(max=40))
-    shipped_at = fields.AwareDateTime(allow_none=True, default_timezone=UTC)
+    shipped_at = UtcDateTime(allow_none=True, default_timezone=UTC)
     customer = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=INT32["max"]))
     lines = fields.List(fields.Nested(LineSchema), load_default=list)
 
