@@ -249,7 +249,11 @@ def drive(server: Server, op: str, seeded: int, threads: int, seconds: float, ma
         while time.perf_counter() < stop_at and next(budget, None) is not None:
             method, path, body, expected = make(rng, index)
             start = time.perf_counter()
-            status, payload = request(conn, method, path, body)
+            try:
+                status, payload = request(conn, method, path, body)
+            except (OSError, http.client.HTTPException) as error:
+                failures.append(f"{server.name} {method} {path}: {error!r}")
+                break
             mine.append(time.perf_counter() - start)
             if status != expected:
                 failures.append(f"{server.name} {method} {path}: {status} {payload[:300]!r}")
@@ -257,7 +261,8 @@ def drive(server: Server, op: str, seeded: int, threads: int, seconds: float, ma
         conn.close()
 
     began = time.perf_counter()
-    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    # daemon threads: an interrupted run exits without waiting for their last request
+    workers = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(threads)]
     for thread in workers:
         thread.start()
     for thread in workers:
