@@ -291,3 +291,38 @@ def test_a_row_named_twice_in_one_update_is_refused(hostile):
     rows = [{"id": first, "qty": 1}, {"id": first, "qty": 2}]
     errors = hostile.refused(lambda: hostile.service.update("sample", saved["id"], {"rows": rows}, hostile.actor, "screen", saved["version"]))
     assert errors == [("rows[1].id", "row", f"repeats the row of an earlier line (id {first})")]
+
+
+# (hook, what it sets, the errors): values a hook sets are typed and checked too
+HOOK_CHANGES = [
+    ("before_validate", {"priority": "7"}, [("priority", "max", "must be at most 5")]),
+    ("before_validate", {"note": "\x00"}, [("note", "type", "must not contain NUL characters")]),
+    ("before_validate", {"needed_by": "someday"}, [("needed_by", "type", "must be a date (YYYY-MM-DD)")]),
+    ("before_validate", {"amount": 1e30}, [("amount", "max", "must be at most 1000000"), ("amount", "digits", "must have at most 10 digits before the decimal point"), ("reason", "required", "is required here")]),
+    ("before_save", {"title": "x" * 21}, [("title", "max_length", "must be at most 20 characters")]),
+    ("before_save", {"title": None}, [("title", "required", "is required")]),
+    ("before_save", {"priority": 2**40}, [("priority", "range", INT_RANGE)]),
+    ("before_save", {"amount": 1e30}, [("amount", "digits", "must have at most 10 digits before the decimal point")]),
+    ("before_save", {"note": "\ud800"}, [("note", "type", "must be valid Unicode text")]),
+    ("before_save", {"currency": "GBP"}, [("currency", "choice", "must be one of: CNY, USD, EUR")]),
+    ("before_save", {"urgent": "perhaps"}, [("urgent", "type", "must be true or false")]),
+    ("before_save", {"lines": [{"item": "i", "quantity": 2**40, "unit_price": 1}]}, [("lines[0].quantity", "range", INT_RANGE)]),
+]
+
+
+def test_hostile_values_a_hook_sets_are_field_errors_and_nothing_is_written(world):
+    got = []
+    for point, change, _errors in HOOK_CHANGES:
+        world.hooks.behaviour = {f"test.{point}": lambda record, ctx, change=change: record.update(change)}
+        before = world.snapshot()
+        with pytest.raises(RecordInvalid) as caught:
+            world.service.create("purchase_request", {"title": "A"}, world.actor, "screen")
+        got.append((point, change, [(e.field, e.code, e.message) for e in caught.value.errors], world.snapshot() == before))
+    assert got == [(point, change, errors, True) for point, change, errors in HOOK_CHANGES]
+
+
+def test_text_a_before_save_hook_sets_is_stored_typed(world):
+    world.hooks.behaviour = {"test.before_save": lambda record, ctx: record.update(amount="12.5", needed_by="2027-01-31")}
+    saved = world.service.create("purchase_request", {"title": "A"}, world.actor, "screen")
+    again = world.service.get("purchase_request", saved["id"], world.actor)
+    assert (again["amount"], again["needed_by"].isoformat()) == (Decimal("12.50"), "2027-01-31")

@@ -8,6 +8,9 @@ Only the ranges of the integer column types are ours: SQLAlchemy does not state 
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 import sqlalchemy as sa
 
 from formwork.metadata.model import Field
@@ -56,3 +59,36 @@ def decimal_digits(fld: Field) -> tuple[int, int] | None:
     if not isinstance(column, sa.Numeric) or column.precision is None:
         return None
     return column.precision, column.scale or 0
+
+
+def column_problems(column: sa.Column[Any], value: Any) -> list[tuple[str, str]]:
+    """(code, message) of each reason ``column`` cannot hold typed ``value``: empty in a NOT
+    NULL column, text too long, a whole number outside the type's range, too many digits."""
+    if value is None:
+        return [] if column.nullable else [("required", "is required")]
+    kind = column.type
+    if isinstance(kind, sa.String) and kind.length is not None and isinstance(value, str) and len(value) > kind.length:
+        return [("max_length", f"must be at most {kind.length} characters")]
+    bounds = integer_range(kind)
+    if bounds is not None and isinstance(value, int) and not bounds[0] <= value <= bounds[1]:
+        return [("range", f"must be between {bounds[0]} and {bounds[1]}")]
+    if isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Float) and kind.precision is not None and isinstance(value, Decimal):
+        return digit_problems(value, kind.precision, kind.scale or 0)
+    return []
+
+
+def digit_problems(value: Decimal, precision: int, scale: int) -> list[tuple[str, str]]:
+    """(code, message) when ``value`` has more decimal places than ``scale`` or more digits
+    before the point than ``precision - scale``."""
+    # Counted on the digits themselves: quantize and int() are slow or fail for huge exponents.
+    _sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int) or not any(digits):
+        return []
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    places = max(0, -(exponent + trailing))
+    if places > scale:
+        return [("digits", f"must have at most {scale} decimal places")]
+    whole = max(0, len(digits) + exponent)
+    if whole > precision - scale:
+        return [("digits", f"must have at most {precision - scale} digits before the decimal point")]
+    return []

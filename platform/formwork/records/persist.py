@@ -16,7 +16,9 @@ import sqlalchemy as sa
 
 from formwork.metadata.model import STATUS_FIELD, Entity
 from formwork.records.actor import Actor
+from formwork.records.coerce import WrongType, coerce_value
 from formwork.records.errors import FieldError, RecordInvalid
+from formwork.records.limits import column_problems
 from formwork.records.rules import unique_message
 
 SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)")
@@ -63,9 +65,33 @@ def column_values(entity: Entity, record: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
+def fitted(entity: Entity, table: sa.Table, values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``values`` typed for their columns; raises ``RecordInvalid`` for any the columns cannot
+    hold. Validation refuses such values first; this catches those a ``before_save`` hook set
+    afterwards, which would otherwise reach the database as an error."""
+    typed = dict(values)
+    errors: list[FieldError] = []
+    for name, value in values.items():
+        fld = entity.fields.get(name)
+        if fld is None or fld.type == "table":
+            continue
+        try:
+            typed[name] = coerce_value(fld, value)
+        except WrongType as wrong:
+            errors.append(FieldError(f"{prefix}{name}", "type", wrong.message))
+            continue
+        problems = column_problems(table.c[name], typed[name])
+        if fld.type == "choice" and fld.options and typed[name] is not None and typed[name] not in fld.option_values:
+            problems.append(("choice", "must be one of: " + ", ".join(fld.option_values)))
+        errors += [FieldError(f"{prefix}{name}", code, message) for code, message in problems]
+    if errors:
+        raise RecordInvalid(errors)
+    return typed
+
+
 def insert_row(conn: sa.Connection, table: sa.Table, entity: Entity, record: Mapping[str, Any], actor: Actor, now: datetime, extra: Mapping[str, Any] | None = None, prefix: str = "") -> int:
     """Insert a new row at version 1 and return its id."""
-    values = column_values(entity, record)
+    values = fitted(entity, table, column_values(entity, record), prefix)
     values.update(created_at=now, updated_at=now, created_by=actor.user_id, updated_by=actor.user_id, version=1)
     values.update(extra or {})
     statement = table.insert().values(**values).returning(table.c.id)
@@ -76,6 +102,7 @@ def update_row(conn: sa.Connection, table: sa.Table, entity: Entity, record_id: 
     """Write ``changed`` columns if the row still has ``version``; bump the version.
 
     Returns False when no row matched: someone else changed or deleted it meanwhile."""
+    changed = fitted(entity, table, changed, prefix)
     statement = (
         table.update()
         .where(table.c.id == record_id, table.c.version == version)
@@ -95,7 +122,7 @@ def replace_rows(conn: sa.Connection, tables: Mapping[str, sa.Table], field_name
     before = {row["id"]: row for row in old_rows}
     for index, row in enumerate(new_rows):
         prefix = f"{field_name}[{index}]."
-        values = column_values(child, row)
+        values = fitted(child, table, column_values(child, row), prefix)
         if row.get("id") is None:
             extra = {"parent_id": parent_id, "parent_field": field_name, "row_order": index}
             insert_row(conn, table, child, row, actor, now, extra, prefix)

@@ -100,6 +100,11 @@ class Validation:
             if fld.required_if and self.evaluate(entity, fld.required_if, record):
                 return [("required", "is required here")]
             return []
+        try:
+            # values a before_validate hook set are not typed yet; typed ones stay as they are
+            value = record[fld.name] = coerce_value(fld, value)
+        except WrongType as wrong:
+            return [("type", wrong.message)]
         problems = _shape_problems(fld, value)
         if problems:
             return problems
@@ -196,11 +201,11 @@ def _shape_problems(fld: Field, value: Any) -> list[tuple[str, str]]:
         if high is not None and value > high:
             problems.append(("max", f"must be at most {_shown(high)}"))
     bounds = limits.field_range(fld)
-    if bounds is not None and not problems and not bounds[0] <= value <= bounds[1]:
+    if bounds is not None and not problems and isinstance(value, int) and not bounds[0] <= value <= bounds[1]:
         problems.append(("range", f"must be between {bounds[0]} and {bounds[1]}"))
     digits = limits.decimal_digits(fld)
-    if digits is not None:
-        problems += _digit_problems(value, *digits)
+    if digits is not None and isinstance(value, Decimal):
+        problems += limits.digit_problems(value, *digits)
     return problems
 
 
@@ -215,21 +220,6 @@ def _bound(fld: Field, limit: Any) -> Any:
 
 def _shown(value: Any) -> str:
     return value.isoformat() if isinstance(value, date | datetime) else str(value)
-
-
-def _digit_problems(value: Decimal, precision: int, scale: int) -> list[tuple[str, str]]:
-    # Counted on the digits themselves: quantize and int() are slow or fail for huge exponents.
-    _sign, digits, exponent = value.as_tuple()
-    if not isinstance(exponent, int) or not any(digits):
-        return []
-    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
-    places = max(0, -(exponent + trailing))
-    if places > scale:
-        return [("digits", f"must have at most {scale} decimal places")]
-    whole = max(0, len(digits) + exponent)
-    if whole > precision - scale:
-        return [("digits", f"must have at most {precision - scale} digits before the decimal point")]
-    return []
 
 
 def _repeats_within(child: Entity, rows: list[dict[str, Any]], path: str) -> list[FieldError]:
