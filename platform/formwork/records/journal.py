@@ -15,9 +15,14 @@ import sqlalchemy as sa
 
 from formwork.records.actor import Actor
 
+# Types JSON stores as they are: returned at once (most values of a record are these).
+PLAIN = frozenset({str, int, float, bool, type(None)})
+
 
 def json_safe(value: Any) -> Any:
     """``value`` with decimals, dates and times turned into strings, recursively."""
+    if type(value) in PLAIN:
+        return value
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime | date):
@@ -43,6 +48,45 @@ def changes_between(old: dict[str, Any] | None, new: dict[str, Any] | None, fiel
     return changes
 
 
+def audit_row(*, entity: str, record_id: int, action: str, channel: str, actor: Actor, at: datetime, changes: dict[str, Any]) -> dict[str, Any]:
+    """The columns of one audit row: who did ``action`` on which record, through which channel."""
+    return {
+        "entity": entity,
+        "record_id": record_id,
+        "action": action,
+        "channel": channel,
+        "user_id": actor.user_id,
+        "at": at,
+        "changes": changes,
+    }
+
+
+def creation_changes(safe_record: dict[str, Any]) -> dict[str, Any]:
+    """``changes_between(None, record, list(record))`` from the record already made
+    ``json_safe``: every field with a value, from nothing to it."""
+    return {name: {"old": None, "new": value} for name, value in safe_record.items() if value is not None}
+
+
+def event_row(*, entity: str, record_id: int, action: str, at: datetime, payload: dict[str, Any], safe: bool = False) -> dict[str, Any]:
+    """The columns of the event ``<entity>.<action>`` (created, updated, deleted), queued for
+    delivery; ``safe`` when ``payload`` is ``json_safe`` already."""
+    return {
+        "entity": entity,
+        "record_id": record_id,
+        "event": f"{entity}.{action}",
+        "payload": payload if safe else json_safe(payload),
+        "created_at": at,
+        "delivered_at": None,
+        "attempts": 0,
+    }
+
+
+def write_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert audit or event rows (from ``audit_row``/``event_row``) with one statement."""
+    if rows:
+        conn.execute(table.insert(), rows)
+
+
 def write_audit(
     conn: sa.Connection,
     audit: sa.Table,
@@ -56,17 +100,8 @@ def write_audit(
     changes: dict[str, Any],
 ) -> None:
     """Append one audit row: who did ``action`` on which record, through which channel."""
-    conn.execute(
-        audit.insert().values(
-            entity=entity,
-            record_id=record_id,
-            action=action,
-            channel=channel,
-            user_id=actor.user_id,
-            at=at,
-            changes=changes,
-        )
-    )
+    row = audit_row(entity=entity, record_id=record_id, action=action, channel=channel, actor=actor, at=at, changes=changes)
+    conn.execute(audit.insert().values(**row))
 
 
 def write_event(
@@ -80,14 +115,5 @@ def write_event(
     payload: dict[str, Any],
 ) -> None:
     """Queue the event ``<entity>.<action>`` (created, updated, deleted) for delivery."""
-    conn.execute(
-        events.insert().values(
-            entity=entity,
-            record_id=record_id,
-            event=f"{entity}.{action}",
-            payload=json_safe(payload),
-            created_at=at,
-            delivered_at=None,
-            attempts=0,
-        )
-    )
+    row = event_row(entity=entity, record_id=record_id, action=action, at=at, payload=payload)
+    conn.execute(events.insert().values(**row))

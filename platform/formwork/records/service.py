@@ -24,6 +24,7 @@ from formwork.metadata.model import APPROVAL_STATUSES, STATUS_FIELD, App, Approv
 from formwork.plugins import HookRegistry
 from formwork.records import journal, persist
 from formwork.records.actor import Actor
+from formwork.records.bulk import BatchCreate, takes_batch_path
 from formwork.records.coerce import WrongType, coerce_id, coerce_value, fit_decimal, is_empty, to_utc
 from formwork.records.errors import (
     RECORD,
@@ -165,10 +166,15 @@ class RecordService:
 
     def create_many(self, entity: str, rows: Iterable[Mapping[str, Any]], actor: Actor, channel: str) -> int:
         """Create every row in one transaction and return how many; on any problem nothing
-        is written and ``RecordInvalid`` lists the errors of every row (``FieldError.row``)."""
+        is written and ``RecordInvalid`` lists the errors of every row (``FieldError.row``).
+
+        Rows of most entities are validated and written a chunk at a time (``bulk``); those
+        with hooks, child tables or links to their own entity one at a time."""
         ent = self._entity(entity)
         self.policy.authorize("create", entity, actor, channel, None)
         with self.transaction() as conn:
+            if takes_batch_path(self.app, ent):
+                return BatchCreate(self, conn, ent, actor, channel).run(rows)
             errors: list[FieldError] = []
             created = 0
             for index, values in enumerate(rows):
