@@ -198,10 +198,11 @@ def main() -> None:
             listing = Listing(conn, app, runtime.schema.tables, app.entities["big_item"], query, None, actor, datetime.now(UTC))
             keys = listing.keys()
             ours_sql = select_record(table, app.entities["big_item"]).where(*listing.conditions()).order_by(*listing.order(keys)).limit(50)
-            print("plan of RecordService.list's query:")
-            print(explain(conn, ours_sql))
-            print("plan of the raw query:")
-            print(explain(conn, raw))
+            for title, statement in (("RecordService.list's query", ours_sql), ("the raw query", raw)):
+                plan = explain(conn, statement)
+                print(f"plan of {title}:\n{plan}")
+                if "ix_big_item_region" not in plan:
+                    raise SystemExit(f"{title} does not use the region index")
 
         load = os.getloadavg()
         timed = interleaved_ms({"raw": raw_list, "service": service_list, "api": api_list}, args.runs)
