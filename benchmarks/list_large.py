@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import signal
 import statistics
+import sys
 import tempfile
 import textwrap
 import time
@@ -122,6 +124,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--pg", help="a PostgreSQL server URL; a fresh database is created on it and dropped afterwards")
     args = parser.parse_args()
+    # a SIGTERM unwinds like Ctrl-C: the PostgreSQL database is dropped
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit("stopped by SIGTERM"))
 
     from formwork.metadata import compile_project, load_project
     from formwork.records import Actor, RecordQuery
