@@ -161,7 +161,7 @@ def _datetime(value: Any) -> datetime:
         return to_utc(moment)
     except OverflowError:
         # in UTC it falls before year 1 or after year 9999
-        raise WrongType("must be a date and time (YYYY-MM-DD HH:MM)") from None
+        raise WrongType("is out of the range of dates and times") from None
 
 
 def to_utc(moment: datetime) -> datetime:
