@@ -22,7 +22,7 @@ from formwork.records.coerce import WrongType, coerce_value, is_empty
 from formwork.records.errors import FieldError, RecordInvalid
 from formwork.records.formulas import ActingUser
 from formwork.records.query import OPERATORS, Condition, RecordQuery
-from formwork.records.rows import lookup_in, record_columns, row_dict, select_record
+from formwork.records.rows import cached, lookup_in, record_columns, record_shape
 
 # Types of the columns every table has, so filters on them convert like fields do.
 SYSTEM_COLUMN_TYPES = {
@@ -132,7 +132,8 @@ class Listing:
             return None
         column = self.table.c[fld.name]
         present = [v for _ok, v in typed if v is not None]
-        options = [column.in_(present)] if present else []
+        # one value: plain equality, the statement SQLAlchemy and the database handle best
+        options = [column == present[0] if len(present) == 1 and fld.type != "json" else column.in_(present)] if present else []
         if len(present) < len(typed):
             options.append(column.is_(None))
         return sa.or_(*options) if len(options) > 1 else options[0] if options else sa.false()
@@ -246,6 +247,24 @@ class Listing:
             clause = beyond if clause is None else sa.or_(beyond, sa.and_(same, clause))
         return clause
 
+    def equalities(self) -> tuple[tuple[str, Any], ...] | None:
+        """(column, typed value) of each filter when the query is nothing but filters of one
+        non-empty value each on ordered columns, else None: such a list runs a statement
+        prepared once per shape with the values as parameters."""
+        query = self.query
+        if self.limit is not None or query.conditions or query.expression is not None or query.search or query.after is not None:
+            return None
+        found: list[tuple[str, Any]] = []
+        for name, wanted in query.filters.items():
+            fld = _column_field(self.entity, name)
+            if fld is None or fld.type == "json" or isinstance(wanted, list | tuple | set | frozenset):
+                return None
+            ok, typed = self._typed(fld, name, wanted)
+            if not ok or typed is None:
+                return None
+            found.append((fld.name, typed))
+        return tuple(found)
+
     def raise_errors(self) -> None:
         """Raise ``RecordInvalid`` with every problem found so far."""
         if self.errors:
@@ -275,17 +294,43 @@ def list_rows(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], ent
     """The matching records (without child rows), sorted and paged; ``limit`` is the
     permission policy's row filter. Raises ``RecordInvalid`` listing every problem."""
     listing = Listing(conn, app, tables, entity, query, limit, actor, now)
+    table = listing.table
+    shape = record_shape(table, entity)
+    simple = listing.equalities()
+    keys = listing.keys()
+    if simple is not None and not listing.errors:
+        names = tuple(name for name, _value in simple)
+        statement = cached(table, entity, ("list", names, tuple(query.sort), query.limit is not None), lambda: _prepared(listing, names, keys))
+        params = {f"fw_{n}": value for n, (_name, value) in enumerate(simple)}
+        params["fw_offset"] = max(query.offset, 0)
+        if query.limit is not None:
+            params["fw_limit"] = max(query.limit, 0)
+        return [shape.read(row) for row in _run(conn, statement, query, params)]
+    listing.errors.clear()  # the conditions below find the same problems again
     conditions = listing.conditions()
     keys = listing.keys()
     if query.after is not None:
         conditions.append(listing.after(keys, tuple(query.after)))
     listing.raise_errors()
-    table = listing.table
-    statement = select_record(table, entity).where(*conditions).order_by(*listing.order(keys)).offset(max(query.offset, 0))
+    statement = shape.select.where(*conditions).order_by(*listing.order(keys)).offset(max(query.offset, 0))
     if query.limit is not None:
         statement = statement.limit(max(query.limit, 0))
-    columns = record_columns(entity)
-    return [row_dict(row, columns) for row in _run(conn, statement, query).mappings()]
+    return [shape.read(row) for row in _run(conn, statement, query)]
+
+
+def _prepared(listing: Listing, names: tuple[str, ...], keys: list[tuple[Field, bool]]) -> sa.Select[Any]:
+    """The list statement for equality filters on ``names`` sorted by ``keys``, its values
+    as parameters: ``fw_0``.. for the filters, ``fw_offset`` and (if limited) ``fw_limit``."""
+    table = listing.table
+    statement = (
+        record_shape(table, listing.entity)
+        .select.where(*(table.c[name] == sa.bindparam(f"fw_{n}") for n, name in enumerate(names)))
+        .order_by(*listing.order(keys))
+        .offset(sa.bindparam("fw_offset", type_=sa.Integer()))
+    )
+    if listing.query.limit is not None:
+        statement = statement.limit(sa.bindparam("fw_limit", type_=sa.Integer()))
+    return statement
 
 
 def count_rows(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], entity: Entity, query: RecordQuery, limit: sa.ColumnElement[bool] | None, actor: Actor, now: datetime) -> int:
@@ -298,11 +343,11 @@ def count_rows(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], en
     return int(_run(conn, statement, query).scalar_one())
 
 
-def _run(conn: sa.Connection, statement: sa.Executable, query: RecordQuery) -> sa.CursorResult[Any]:
+def _run(conn: sa.Connection, statement: sa.Executable, query: RecordQuery, params: Mapping[str, Any] | None = None) -> sa.CursorResult[Any]:
     """Execute a list statement. Filter values are checked before, so a value the database
     cannot compute comes from the expression (``1e30 * amount``): a refused query, not a crash."""
     try:
-        return conn.execute(statement)
+        return conn.execute(statement, params)
     except (sa.exc.DataError, OverflowError):
         field = EXPRESSION_FIELD if query.expression else ""
         message = "cannot be computed by the database: a number or date in it is out of range"

@@ -19,6 +19,7 @@ from formwork.records.actor import Actor
 from formwork.records.coerce import WrongType, coerce_value
 from formwork.records.errors import FieldError, RecordInvalid
 from formwork.records.limits import column_problems
+from formwork.records.rows import cached
 from formwork.records.rules import unique_message
 
 SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)")
@@ -45,10 +46,11 @@ def violated_unique(error: sa.exc.IntegrityError, table: sa.Table) -> tuple[str,
     return tuple(c.split(".", 1)[1] for c in columns)
 
 
-def guarded(conn: sa.Connection, statement: sa.Executable, entity: Entity, table: sa.Table, record: Mapping[str, Any], prefix: str = "") -> sa.CursorResult[Any]:
-    """Execute a write; a unique violation becomes ``RecordInvalid`` with the check's message."""
+def guarded(conn: sa.Connection, statement: sa.Executable, entity: Entity, table: sa.Table, record: Mapping[str, Any], prefix: str = "", params: Mapping[str, Any] | None = None) -> sa.CursorResult[Any]:
+    """Execute a write (with ``params``); a unique violation becomes ``RecordInvalid`` with
+    the check's message."""
     try:
-        return conn.execute(statement)
+        return conn.execute(statement, params)
     except sa.exc.IntegrityError as error:
         columns = violated_unique(error, table)
         if columns is None or not all(c in entity.fields for c in columns):
@@ -89,26 +91,49 @@ def fitted(entity: Entity, table: sa.Table, values: Mapping[str, Any], prefix: s
     return typed
 
 
-def insert_row(conn: sa.Connection, table: sa.Table, entity: Entity, record: Mapping[str, Any], actor: Actor, now: datetime, extra: Mapping[str, Any] | None = None, prefix: str = "") -> int:
-    """Insert a new row at version 1 and return its id."""
+# Statements built once per table and run with the values as parameters, so SQLAlchemy
+# finds them compiled in its cache; the parameter names of their WHERE clauses (``fw_...``)
+# cannot be column names, which are snake_case field names.
+
+
+def _insert(table: sa.Table, entity: Entity) -> sa.Insert:
+    return cached(table, entity, "insert", lambda: table.insert().returning(table.c.id))
+
+
+def _update(table: sa.Table, entity: Entity) -> sa.Update:
+    return cached(table, entity, "update", lambda: table.update().where(table.c.id == sa.bindparam("fw_id"), table.c.version == sa.bindparam("fw_version")))
+
+
+def _update_child(table: sa.Table, entity: Entity) -> sa.Update:
+    return cached(table, entity, "update_child", lambda: table.update().where(table.c.id == sa.bindparam("fw_id")).values(version=table.c.version + 1))
+
+
+def _new_row(entity: Entity, table: sa.Table, record: Mapping[str, Any], actor: Actor, now: datetime, extra: Mapping[str, Any] | None, prefix: str) -> dict[str, Any]:
+    """The column values of a new row of ``record`` at version 1."""
     values = fitted(entity, table, column_values(entity, record), prefix)
     values.update(created_at=now, updated_at=now, created_by=actor.user_id, updated_by=actor.user_id, version=1)
     values.update(extra or {})
-    statement = table.insert().values(**values).returning(table.c.id)
-    return int(guarded(conn, statement, entity, table, record, prefix).scalar_one())
+    return values
+
+
+def insert_row(conn: sa.Connection, table: sa.Table, entity: Entity, record: Mapping[str, Any], actor: Actor, now: datetime, extra: Mapping[str, Any] | None = None, prefix: str = "") -> int:
+    """Insert a new row at version 1 and return its id."""
+    values = _new_row(entity, table, record, actor, now, extra, prefix)
+    return int(guarded(conn, _insert(table, entity), entity, table, record, prefix, values).scalar_one())
 
 
 def update_row(conn: sa.Connection, table: sa.Table, entity: Entity, record_id: int, version: int, changed: Mapping[str, Any], record: Mapping[str, Any], actor: Actor, now: datetime, prefix: str = "") -> bool:
     """Write ``changed`` columns if the row still has ``version``; bump the version.
 
     Returns False when no row matched: someone else changed or deleted it meanwhile."""
-    changed = fitted(entity, table, changed, prefix)
-    statement = (
-        table.update()
-        .where(table.c.id == record_id, table.c.version == version)
-        .values(**changed, version=version + 1, updated_at=now, updated_by=actor.user_id)
-    )
-    return guarded(conn, statement, entity, table, record, prefix).rowcount == 1
+    params = fitted(entity, table, changed, prefix)
+    params.update(version=version + 1, updated_at=now, updated_by=actor.user_id, fw_id=record_id, fw_version=version)
+    return guarded(conn, _update(table, entity), entity, table, record, prefix, params).rowcount == 1
+
+
+def _has_unique(table: sa.Table) -> bool:
+    """True when some write to ``table`` can break a unique rule (besides the id)."""
+    return any(isinstance(c, sa.UniqueConstraint) for c in table.constraints) or any(i.unique for i in table.indexes)
 
 
 def replace_rows(conn: sa.Connection, tables: Mapping[str, sa.Table], field_name: str, child: Entity, parent_id: int, old_rows: list[dict[str, Any]], new_rows: list[dict[str, Any]], actor: Actor, now: datetime) -> None:
@@ -120,25 +145,30 @@ def replace_rows(conn: sa.Connection, tables: Mapping[str, sa.Table], field_name
     if gone:
         conn.execute(table.delete().where(table.c.id.in_(gone)))
     before = {row["id"]: row for row in old_rows}
+    # Without unique rules no insert can fail on a row's values, so the new rows go in
+    # together at the end (in order, so their ids still follow it); with them, one at a
+    # time, so a refusal names its row.
+    together = not _has_unique(table)
+    added: list[dict[str, Any]] = []
     for index, row in enumerate(new_rows):
         prefix = f"{field_name}[{index}]."
-        values = fitted(child, table, column_values(child, row), prefix)
         if row.get("id") is None:
             extra = {"parent_id": parent_id, "parent_field": field_name, "row_order": index}
-            insert_row(conn, table, child, row, actor, now, extra, prefix)
+            if together:
+                added.append(_new_row(child, table, row, actor, now, extra, prefix))
+            else:
+                insert_row(conn, table, child, row, actor, now, extra, prefix)
             continue
+        values = fitted(child, table, column_values(child, row), prefix)
         old = before.get(row["id"])
         if old is None:
             # validation refuses such rows; a before_save hook may still have added one
             raise RecordInvalid([FieldError(f"{prefix}id", "row", f"is not a row of this record (id {row['id']})")])
         changed = {k: v for k, v in values.items() if old.get(k) != v}
-        changed["row_order"] = index
-        statement = (
-            table.update()
-            .where(table.c.id == row["id"])
-            .values(**changed, version=table.c.version + 1, updated_at=now, updated_by=actor.user_id)
-        )
-        guarded(conn, statement, child, table, row, prefix)
+        changed.update(row_order=index, updated_at=now, updated_by=actor.user_id, fw_id=row["id"])
+        guarded(conn, _update_child(table, child), child, table, row, prefix, changed)
+    if added:
+        conn.execute(table.insert(), added)
 
 
 def delete_rows(conn: sa.Connection, tables: Mapping[str, sa.Table], entity: Entity, parent_id: int) -> None:

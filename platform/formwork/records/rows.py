@@ -7,15 +7,40 @@ stored field, and for each table field the list of its rows in ``row_order`` (ea
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from formwork.metadata.model import CHILD_FIELDS, STATUS_FIELD, SYSTEM_FIELDS, App, Entity
 from formwork.records.coerce import to_utc
 from formwork.records.limits import ID_RANGE
+
+# The key in ``Table.info`` under which statements and shapes built for that table are kept.
+CACHE_KEY = "formwork.records"
+# At most this many entries per table: list statements are kept per filter and sort shape,
+# and requests choose those, so the store starts over rather than grow without end.
+CACHE_SIZE = 200
+T = TypeVar("T")
+
+
+def cached(table: sa.Table, entity: Entity, key: Hashable, build: Callable[[], T]) -> T:
+    """What ``build`` gives for ``table`` and ``entity``, built once and kept with the table.
+
+    Reusing the same statement object is what makes SQLAlchemy's compiled cache cheap: a
+    statement remembers its cache key, a new one has to compute it again. The entry is
+    tied to the very ``table`` and ``entity`` objects, so a recompiled app gets fresh ones."""
+    store: dict[Hashable, tuple[sa.Table, Entity, Any]] = table.info.setdefault(CACHE_KEY, {})
+    hit = store.get(key)
+    if hit is not None and hit[0] is table and hit[1] is entity:
+        return hit[2]
+    value = build()
+    if len(store) >= CACHE_SIZE:
+        store.clear()
+    store[key] = (table, entity, value)
+    return value
 
 
 def record_columns(entity: Entity) -> list[str]:
@@ -43,9 +68,72 @@ def row_dict(row: sa.RowMapping, columns: list[str]) -> dict[str, Any]:
     return {name: _clean(row[name]) for name in columns}
 
 
+def _is_time(column: sa.ColumnElement[Any]) -> bool:
+    kind = column.type
+    return isinstance(kind, sa.DateTime) or isinstance(getattr(kind, "impl", None), sa.DateTime)
+
+
+@dataclass(frozen=True)
+class RecordShape:
+    """The columns of the record dicts of one entity, the SELECT of them, and which of them
+    hold times (the only values ``read`` converts)."""
+
+    columns: tuple[str, ...]
+    select: sa.Select[Any]
+    times: tuple[str, ...]
+
+    def read(self, row: sa.Row[Any]) -> dict[str, Any]:
+        """A result row of ``select`` (or of a statement with the same columns first) as a
+        record dict with times in UTC."""
+        record = dict(zip(self.columns, row, strict=False))
+        for name in self.times:
+            value = record[name]
+            if value is not None:
+                record[name] = to_utc(value)
+        return record
+
+
+def _shape(table: sa.Table, names: list[str]) -> RecordShape:
+    columns = [table.c[name] for name in names]
+    times = tuple(name for name, column in zip(names, columns, strict=True) if _is_time(column))
+    return RecordShape(tuple(names), sa.select(*columns), times)
+
+
+def record_shape(table: sa.Table, entity: Entity) -> RecordShape:
+    """The ``RecordShape`` of record dicts of ``entity`` read from ``table`` (built once)."""
+    return cached(table, entity, "record", lambda: _shape(table, record_columns(entity)))
+
+
 def select_record(table: sa.Table, entity: Entity) -> sa.Select[Any]:
     """SELECT of the columns of a record dict of ``entity``."""
-    return sa.select(*[table.c[name] for name in record_columns(entity)])
+    return record_shape(table, entity).select
+
+
+def _by_id(table: sa.Table, entity: Entity) -> sa.Select[Any]:
+    """``select_record`` of the row whose id is the parameter ``fw_id`` (built once)."""
+    return cached(table, entity, "by_id", lambda: select_record(table, entity).where(table.c.id == sa.bindparam("fw_id")))
+
+
+def read_row(conn: sa.Connection, table: sa.Table, entity: Entity, record_id: Any) -> dict[str, Any] | None:
+    """The record dict (without child rows) of the row with ``record_id``, or None."""
+    row = conn.execute(_by_id(table, entity), {"fw_id": record_id}).first()
+    return None if row is None else record_shape(table, entity).read(row)
+
+
+def _children_query(table: sa.Table, child: Entity, field_name: str) -> tuple[RecordShape, sa.Select[Any]]:
+    """(shape of a child row, SELECT of the rows of ``field_name`` of the parents in the
+    expanding parameter ``fw_parents``), built once."""
+
+    def build() -> tuple[RecordShape, sa.Select[Any]]:
+        shape = _shape(table, child_columns(child))
+        query = (
+            shape.select.add_columns(table.c.parent_id)
+            .where(table.c.parent_id.in_(sa.bindparam("fw_parents", expanding=True)), table.c.parent_field == field_name)
+            .order_by(table.c.parent_id, table.c.row_order, table.c.id)
+        )
+        return shape, query
+
+    return cached(table, child, ("children", field_name), build)
 
 
 def read_children(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], entity: Entity, parent_ids: list[int]) -> dict[int, dict[str, list[dict[str, Any]]]]:
@@ -59,15 +147,10 @@ def read_children(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table],
         if not parent_ids:
             continue
         child = app.entity(fld.entity)
-        table = tables[child.name]
-        columns = child_columns(child)
-        query = (
-            sa.select(table.c.parent_id, *[table.c[name] for name in columns])
-            .where(table.c.parent_id.in_(parent_ids), table.c.parent_field == fld.name)
-            .order_by(table.c.parent_id, table.c.row_order, table.c.id)
-        )
-        for row in conn.execute(query).mappings():
-            nested[row["parent_id"]][fld.name].append(row_dict(row, columns))
+        shape, query = _children_query(tables[child.name], child, fld.name)
+        for row in conn.execute(query, {"fw_parents": parent_ids}):
+            # parent_id comes after the child's own columns
+            nested[row[-1]][fld.name].append(shape.read(row))
     return nested
 
 
@@ -75,11 +158,9 @@ def read_record(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], e
     """The record with its child rows, or None when there is no row with ``record_id``."""
     if not ID_RANGE[0] <= record_id <= ID_RANGE[1]:  # no row has it, and the database would refuse it
         return None
-    table = tables[entity.name]
-    row = conn.execute(select_record(table, entity).where(table.c.id == record_id)).mappings().first()
-    if row is None:
+    record = read_row(conn, tables[entity.name], entity, record_id)
+    if record is None:
         return None
-    record = row_dict(row, record_columns(entity))
     record.update(read_children(conn, app, tables, entity, [record_id])[record_id])
     return record
 
@@ -92,8 +173,6 @@ def lookup_in(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table]) -> 
         ent = app.entities.get(entity)
         if ent is None or record_id is None:
             return None
-        table = tables[entity]
-        row = conn.execute(select_record(table, ent).where(table.c.id == record_id)).mappings().first()
-        return None if row is None else row_dict(row, record_columns(ent))
+        return read_row(conn, tables[entity], ent, record_id)
 
     return lookup
