@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from formwork.metadata.model import App, ChoiceOption, Entity, Field, NumberPattern
 from formwork.records import Actor, RecordInvalid, RecordService, bulk, journal
+from formwork.records import service as service_module
 from formwork.storage import build_schema, make_engine
 
 NOW = datetime(2026, 11, 21, 10, 30, tzinfo=UTC)
@@ -113,9 +114,11 @@ def test_create_many_writes_each_record_with_one_audit_row_and_one_event(place):
         assert event["payload"] == journal.json_safe({"record": record, "changes": changes, "channel": "import", "user_id": actor.user_id})
 
 
-def test_batch_records_equal_those_of_single_creates(place):
+def test_batch_records_equal_those_of_the_row_by_row_save(place, monkeypatch):
     actor = Actor.system()
-    single = place.service.create("stock_item", _item(1, place.department, category="b", shelf=7), actor, "import")
+    with monkeypatch.context() as patch:
+        patch.setattr(service_module, "takes_batch_path", lambda app, entity: False)
+        single = place.service.create("stock_item", _item(1, place.department, category="b", shelf=7), actor, "import")
     place.service.create_many("stock_item", [_item(2, place.department, category="b", shelf=8)], actor, "import")
     batch = place.service.get("stock_item", single["id"] + 1, actor)
     differ = {"id", "code", "number", "shelf", "quantity", "value"}
@@ -169,4 +172,12 @@ def test_a_value_the_database_refuses_reports_the_row_and_writes_nothing(place, 
         place.service.create_many("stock_item", rows, actor, "import")
 
     assert [(e.row, e.field, e.code) for e in caught.value.errors] == [(1, "code", "unique")]
+    assert place.snapshot() == before
+
+
+def test_single_create_of_a_batch_entity_reports_errors_without_a_row(place):
+    before = place.snapshot()
+    with pytest.raises(RecordInvalid) as caught:
+        place.service.create("stock_item", _item(1, 999_999, category="a", shelf=10**20), Actor.system(), "api")
+    assert [(e.row, e.field, e.code) for e in caught.value.errors] == [(None, "shelf", "range"), (None, "department", "link")]
     assert place.snapshot() == before

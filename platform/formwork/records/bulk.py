@@ -19,13 +19,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from formwork.metadata.model import STATUS_FIELD, App, Entity, Field
-from formwork.records import journal, persist
+from formwork.records import journal, limits, persist
 from formwork.records.actor import Actor
 from formwork.records.coerce import is_empty, to_utc
 from formwork.records.errors import FieldError, PermissionDenied, RecordInvalid
@@ -95,13 +96,27 @@ class ChunkChecks:
         return set(self.conn.execute(sa.select(table.c.id).where(table.c.id.in_(sorted(wanted)))).scalars())
 
     def _stored_values(self, fields: tuple[str, ...], records: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
-        wanted = {key for key in (_key(r, fields) for r in records) if key is not None}
+        # values validation will refuse are never asked about, and the database may refuse
+        # them in a query too (an integer beyond the column's range)
+        wanted = {key for key in (_key(r, fields) for r in records) if key is not None and self._holdable(fields, key)}
         if not wanted:
             return set()
         table = self.tables[self.entity.name]
         columns = [table.c[f] for f in fields]
         condition = columns[0].in_([k[0] for k in wanted]) if len(columns) == 1 else sa.tuple_(*columns).in_(list(wanted))
         return {tuple(_cleaned(v) for v in row) for row in self.conn.execute(sa.select(*columns).where(condition))}
+
+    def _holdable(self, fields: tuple[str, ...], key: tuple[Any, ...]) -> bool:
+        """True when the columns of ``fields`` can hold the numbers in ``key``."""
+        for name, value in zip(fields, key, strict=True):
+            fld = self.entity.fields[name]
+            bounds = limits.field_range(fld)
+            if bounds is not None and isinstance(value, int) and not bounds[0] <= value <= bounds[1]:
+                return False
+            digits = limits.decimal_digits(fld)
+            if digits is not None and isinstance(value, Decimal) and (not value.is_finite() or value.adjusted() >= digits[0] - digits[1]):
+                return False
+        return True
 
     def exists(self, target: str, record_id: int) -> bool:
         """True when a ``target`` record has ``record_id`` (asked of the database when not known)."""
@@ -171,7 +186,8 @@ def _cleaned(value: Any) -> Any:
 
 
 class BatchCreate:
-    """``RecordService.create_many`` for an entity that ``takes_batch_path``: call ``run``."""
+    """``RecordService.create_many`` (``run``) and ``create`` (``one``) for an entity that
+    ``takes_batch_path``."""
 
     def __init__(self, service: RecordService, conn: sa.Connection, entity: Entity, actor: Actor, channel: str) -> None:
         self.service = service
@@ -183,6 +199,8 @@ class BatchCreate:
         self.columns = record_columns(entity)
         accesses = service.policy.accesses(entity.name, actor, self.table, "create")
         self.hidden, self.locked = service._field_locks(entity, accesses, channel)
+        # the database's error when it refused a row
+        self.refusal: BaseException | None = None
         self.insert = self.table.insert().returning(*[self.table.c[c] for c in self.columns], sort_by_parameter_order=True)
 
     def run(self, rows: Iterable[Mapping[str, Any]]) -> int:
@@ -193,17 +211,27 @@ class BatchCreate:
         iterator = iter(rows)
         start = 0
         while chunk := list(islice(iterator, CHUNK)):
-            created_now, over = self._chunk(start, chunk, errors)
-            created += created_now
-            if over:
+            saved = self._chunk(start, chunk, errors)
+            if saved is None:
                 break
+            created += len(saved)
             start += len(chunk)
         if errors:
             raise RecordInvalid(errors)
         return created
 
-    def _chunk(self, start: int, values: list[Mapping[str, Any]], errors: list[FieldError]) -> tuple[int, bool]:
-        """Save one chunk; returns (rows created, whether the transaction is over)."""
+    def one(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Create one record and return it as stored (``RecordService.create``); refused with
+        ``RecordInvalid``, caused by the database's error when the database refused it."""
+        errors: list[FieldError] = []
+        saved = self._chunk(0, [values], errors)
+        if errors or not saved:
+            raise RecordInvalid([replace(e, row=None) for e in errors]) from self.refusal
+        return saved[0]
+
+    def _chunk(self, start: int, values: list[Mapping[str, Any]], errors: list[FieldError]) -> list[dict[str, Any]] | None:
+        """Save one chunk, adding its rows' errors to ``errors``; returns the records created,
+        None when the database refused a row (the transaction is over)."""
         prepared: list[_Row] = []
         for offset, given in enumerate(values):
             try:
@@ -224,13 +252,13 @@ class BatchCreate:
             checks.accept(row.record)
             accepted.append(row)
         if not accepted:
-            return 0, False
+            return []
         saved = self._insert(accepted, errors)
         if saved is None:
-            return 0, True
+            return None
         self._check_reach(saved)
         self._journal(accepted, saved)
-        return len(saved), False
+        return saved
 
     def _prepare(self, index: int, given: Mapping[str, Any]) -> _Row:
         """Input read, defaults filled, computed fields computed (as ``RecordService._create``)."""
@@ -275,6 +303,7 @@ class BatchCreate:
             try:
                 record_id = persist.insert_row(self.conn, self.table, self.entity, row.record, self.actor, row.now)
             except RecordInvalid as invalid:
+                self.refusal = invalid.__cause__
                 # the row-by-row save stops at this row: later rows' errors were never found
                 errors[:] = [e for e in errors if e.row is not None and e.row < row.index]
                 errors += [replace(e, row=row.index) for e in invalid.errors]

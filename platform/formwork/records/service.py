@@ -160,7 +160,10 @@ class RecordService:
         ent = self._entity(entity)
         self.policy.authorize("create", entity, actor, channel, None)
         with self.transaction() as conn:
-            saved = self._create(conn, ent, values, actor, channel)
+            if takes_batch_path(self.app, ent):
+                saved = BatchCreate(self, conn, ent, actor, channel).one(values)
+            else:
+                saved = self._create(conn, ent, values, actor, channel)
             shown = self._shown(conn, ent, [saved], actor)
         return shown[0] if shown else {"id": saved["id"], "version": saved["version"]}
 
