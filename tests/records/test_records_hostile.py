@@ -326,3 +326,16 @@ def test_text_a_before_save_hook_sets_is_stored_typed(world):
     saved = world.service.create("purchase_request", {"title": "A"}, world.actor, "screen")
     again = world.service.get("purchase_request", saved["id"], world.actor)
     assert (again["amount"], again["needed_by"].isoformat()) == (Decimal("12.50"), "2027-01-31")
+
+
+def test_a_batch_of_plain_records_with_hostile_values_writes_nothing(hostile):
+    rows = [{"username": "bob"}, {"username": "u" * 151}, {"username": "a\x00b"}, {"username": {"$ne": ""}}]
+    before = hostile.snapshot()
+    with pytest.raises(RecordInvalid) as caught:
+        hostile.service.create_many("user", rows, Actor.system(), "import")
+    assert hostile.snapshot() == before
+    assert [(e.row, e.field, e.code, e.message) for e in caught.value.errors] == [
+        (1, "username", "max_length", "must be at most 150 characters"),
+        (2, "username", "type", "must not contain NUL characters"),
+        (3, "username", "type", "must be text"),
+    ]
