@@ -170,9 +170,11 @@ class ChunkValidation(Validation):
 
 
 def unique_sets(entity: Entity) -> list[tuple[str, ...]]:
-    """Each unique field (as a set of one) and each unique set of ``entity``."""
+    """Each unique field (as a set of one) and each unique set of ``entity`` whose values
+    compare in Python as in SQL (JSON values are left to the row-by-row query)."""
     single = [(f.name,) for f in entity.stored_fields() if f.unique]
-    return single + [tuple(s) for s in entity.unique_together if tuple(s) not in single]
+    sets = single + [tuple(s) for s in entity.unique_together if tuple(s) not in single]
+    return [s for s in sets if all(entity.fields[f].type != "json" for f in s)]
 
 
 def _key(record: Mapping[str, Any], fields: tuple[str, ...]) -> tuple[Any, ...] | None:
