@@ -248,14 +248,17 @@ class Listing:
         return clause
 
     def equalities(self) -> tuple[tuple[str, Any], ...] | None:
-        """(column, typed value) of each filter when the query is nothing but filters of one
-        non-empty value each on ordered columns, else None: such a list runs a statement
-        prepared once per shape with the values as parameters."""
+        """(column, typed value) of each filter when the query is nothing but equalities with
+        one non-empty value each (filters, ``eq`` conditions) on columns other than JSON, else
+        None: such a list runs a statement prepared once per shape with the values as
+        parameters."""
         query = self.query
-        if self.limit is not None or query.conditions or query.expression is not None or query.search or query.after is not None:
+        if self.limit is not None or query.expression is not None or query.search or query.after is not None:
+            return None
+        if any(c.op != "eq" for c in query.conditions):
             return None
         found: list[tuple[str, Any]] = []
-        for name, wanted in query.filters.items():
+        for name, wanted in [*query.filters.items(), *((c.field, c.value) for c in query.conditions)]:
             fld = _column_field(self.entity, name)
             if fld is None or fld.type == "json" or isinstance(wanted, list | tuple | set | frozenset):
                 return None
