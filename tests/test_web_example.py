@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from web_login import logged_in
+
 from formwork.metadata import compile_project
 from formwork.metadata.project import load_project
 from formwork.records import Actor, RecordQuery
 from formwork.seeding import seed_demo
 from formwork.storage import make_engine, migrate
 from formwork.web import build_runtime, create_app
-from web_login import logged_in
 
 
 def test_every_screen_of_the_example_renders(example_project: Path, db_url: str) -> None:

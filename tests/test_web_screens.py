@@ -18,6 +18,7 @@ from pathlib import Path
 
 import flask
 import pytest
+from web_login import PASSWORD, screen_client
 from werkzeug.serving import make_server
 from werkzeug.test import Client
 
@@ -26,7 +27,6 @@ from formwork.metadata.project import load_project
 from formwork.records import Actor, RecordQuery
 from formwork.storage import make_engine, migrate
 from formwork.web import Runtime, create_app
-from web_login import PASSWORD, screen_client
 
 PROJECT_FILES = {
     "formwork.yaml": """

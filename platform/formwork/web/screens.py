@@ -31,6 +31,7 @@ from formwork.records import (
     RecordQuery,
     StaleVersion,
 )
+from formwork.web.auth import current_actor
 from formwork.web.forms import (
     VERSION_FIELD,
     FormParts,
@@ -39,7 +40,6 @@ from formwork.web.forms import (
     field_label,
     submitted_values,
 )
-from formwork.web.auth import current_actor
 from formwork.web.runtime import Runtime
 
 CHANNEL = "screen"
