@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -85,16 +84,20 @@ def test_import_needs_the_import_action(guarded: tuple[Deployment, RecordService
 
 
 def test_api_import_refused_with_403(guarded: tuple[Deployment, RecordService]) -> None:
-    from formwork.web.api_transfer import transfer_blueprint
-
-    deployment, records = guarded
-    app = deployment.flask_app()
-    app.extensions["formwork"] = replace(deployment.runtime, records=records)
-    clerk = _actor(deployment, "alice", "clerk")
-    app.register_blueprint(transfer_blueprint(lambda: clerk), name="clerk_transfer", url_prefix="/clerk/api/v1")
-    client = app.test_client()
-    response = client.post("/clerk/api/v1/expense/import", data=b"title,amount\nA,1\n", content_type="text/csv")
+    deployment, _records = guarded
+    client = deployment.api_client("carol", roles=("clerk",))
+    response = client.post("/api/v1/expense/import", data=b"title,amount\nA,1\n", content_type="text/csv")
     assert response.status_code == 403
     assert response.get_json()["errors"][0]["code"] == "permission"
     assert deployment.count("expense") == 0
-    assert client.get("/clerk/api/v1/department/export").status_code == 403
+    assert client.get("/api/v1/department/export").status_code == 403
+
+
+def test_api_import_and_export_without_credentials_are_401(guarded: tuple[Deployment, RecordService]) -> None:
+    deployment, _records = guarded
+    client = deployment.flask_app().test_client()
+    response = client.post("/api/v1/expense/import", data=b"title,amount\nA,1\n", content_type="text/csv")
+    assert (response.status_code, response.get_json()["errors"][0]["code"]) == (401, "unauthenticated")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/api/v1/expense/export").status_code == 401
+    assert deployment.count("expense") == 0
