@@ -116,9 +116,16 @@ class TitleLookup:
         if not missing:
             return
         query = RecordQuery(filters={"id": missing}, limit=len(missing))
-        for record in self.runtime.records.list(entity_name, screen_actor(), query):
+        try:
+            found = self.runtime.records.list(entity_name, screen_actor(), query)
+        except PermissionDenied:
+            # the user may not read that entity: its records show by id only
+            found = []
+            cache.update({(entity_name, record_id): f"#{record_id}" for record_id in missing})
+        for record in found:
             cache[(entity_name, record["id"])] = self.title_of(entity_name, record)
         for record_id in missing:
+            # outside the user's rows or deleted: the id, no title
             cache.setdefault((entity_name, record_id), f"#{record_id} (missing)")
 
     def title(self, entity_name: str, record_id: int) -> str:
@@ -128,7 +135,10 @@ class TitleLookup:
     def choices(self, entity_name: str) -> list[SelectChoice]:
         """Options (id, title) of up to LINK_OPTION_CAP records of ``entity_name``, by title."""
         query = RecordQuery(sort=(self.title_field(entity_name),), limit=LINK_OPTION_CAP)
-        records = self.runtime.records.list(entity_name, screen_actor(), query)
+        try:
+            records = self.runtime.records.list(entity_name, screen_actor(), query)
+        except PermissionDenied:
+            return []
         cache = self._cache()
         result = []
         for record in records:
