@@ -77,10 +77,10 @@ def test_every_role_entity_action_and_channel_agrees_with_the_grants(example: An
             hidden = policy.hidden_fields(name, actor)
             seen = _reads(records, name, sample["id"], actor)
 
-            def expect(channel: str, status: int, wanted: set[int] | int, note: str = "") -> None:
+            def expect(channel: str, status: int, wanted: set[int] | int, note: str = "", where: str = f"{role} {name}") -> None:
                 wanted_set = {wanted} if isinstance(wanted, int) else wanted
                 if status not in wanted_set:
-                    failures.append(f"{role} {name} {channel}: {status}, expected {sorted(wanted_set)} {note}")
+                    failures.append(f"{where} {channel}: {status}, expected {sorted(wanted_set)} {note}")
 
             listing = api.get(f"/api/v1/{name}?limit=20&sort=id")
             expect("api list", listing.status_code, 200 if "read" in allowed else 403)
