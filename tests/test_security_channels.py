@@ -134,7 +134,8 @@ def test_every_role_entity_action_and_channel_agrees_with_the_grants(example: An
 
 # ----------------------------------------------------------------------------- attacks
 
-PEOPLE = {"alice": (("author",), "SALES"), "bob": (("dept",), "SALES"), "dave": (("reader",), "OPS"), "root": (("admin",), "HQ")}
+PEOPLE = {"alice": (("author",), "SALES"), "bob": (("dept",), "SALES"), "carol": (("head",), "HQ"), "dave": (("reader",), "OPS"),
+          "root": (("admin",), "HQ")}
 
 
 @pytest.fixture
@@ -185,8 +186,16 @@ def test_hidden_values_cannot_be_guessed_through_filters_sort_expand_or_export(h
         assert response.status_code in (400, 403), (url, response.status_code, response.get_data(as_text=True)[:300])
         assert "zebra" not in response.get_data(as_text=True) and "4711" not in response.get_data(as_text=True)
     assert dave.get(f"/api/v1/ticket/{helpdesk.tickets['other']['id']}?fields=title,secret_note").get_json().get("secret_note") is None
-    exported = dave.get("/api/v1/ticket/export?headers=names").get_data(as_text=True)
-    assert "secret_note" not in exported.splitlines()[0] and "zebra" not in exported and "4711" not in exported
+    assert dave.get("/api/v1/ticket/export").status_code == 403, "reader has no export grant"
+    carol = helpdesk.client("carol")  # head: reads and exports the department tree, secret_note hidden
+    exported = carol.get("/api/v1/ticket/export?headers=names")
+    assert exported.status_code == 200
+    text = exported.get_data(as_text=True)
+    assert "secret_note" not in text.splitlines()[0] and "zebra" not in text and "4711" not in text
+    assert len(text.strip().splitlines()) == 3, "both tickets lie in carol's department tree"
+    for url in ("/api/v1/ticket/export?filter=secret_note == 'zebra'", "/api/v1/ticket?secret_note=zebra", "/api/v1/ticket?sort=secret_note"):
+        probe = carol.get(url)
+        assert probe.status_code == 400 and "zebra" not in probe.get_data(as_text=True), (url, probe.status_code)
     # a link expanded to a record the reader may not read shows its id only
     alice = helpdesk.client("alice")
     expanded = alice.get(f"/api/v1/ticket/{helpdesk.tickets['alice']['id']}?expand=department,owner").get_json()
