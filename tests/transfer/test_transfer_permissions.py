@@ -12,6 +12,7 @@ from transfer_deployment import FILES, Deployment, write_files
 
 from formwork.records import Actor, PermissionDenied, RecordService
 from formwork.security import RolePolicy
+from formwork.security.accounts import Accounts
 from formwork.transfer import Importer, export_records, open_writer
 from formwork.transfer.tabular import CsvReader
 
@@ -101,3 +102,27 @@ def test_api_import_and_export_without_credentials_are_401(guarded: tuple[Deploy
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert client.get("/api/v1/expense/export").status_code == 401
     assert deployment.count("expense") == 0
+
+
+def test_cli_works_as_the_system_unless_a_user_is_named(guarded: tuple[Deployment, RecordService], tmp_path: Path) -> None:
+    deployment, records = guarded
+    Accounts(deployment.records).grant("alice", "clerk")
+    sales = deployment.department_ids()["Sales"]
+    for username, title in (("alice", "Mine"), ("bob", "Bob's")):
+        records.create("expense", {"title": title, "amount": 1, "department": sales, "note": "secret"}, _actor(deployment, username, "clerk"), "cli")
+    out = tmp_path / "mine.csv"
+    result = deployment.cli("export", "expense", "-o", str(out), "--headers", "names", "--user", "alice")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    assert "note" not in rows[0] and [r[rows[0].index("title")] for r in rows[1:]] == ["Mine"]
+    everything = tmp_path / "all.csv"
+    assert deployment.cli("export", "expense", "-o", str(everything), "--headers", "names").exit_code == 0
+    assert "note" in everything.read_text(encoding="utf-8-sig").splitlines()[0]
+    source = tmp_path / "in.csv"
+    source.write_text("title,amount\nA,1\n", encoding="utf-8")
+    before = deployment.count("expense")
+    refused = deployment.cli("import", "expense", str(source), "--user", "alice")
+    assert refused.exit_code == 1 and "you may not import expense records" in refused.output
+    unknown = deployment.cli("export", "expense", "-o", str(tmp_path / "x.csv"), "--user", "alicia")
+    assert unknown.exit_code == 1 and "no user named 'alicia'" in unknown.output
+    assert deployment.count("expense") == before
