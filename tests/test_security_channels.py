@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -296,3 +297,32 @@ def test_the_login_form_leads_back_and_logout_ends_the_session(helpdesk: Any) ->
     assert "Alice&#39;s printer" in page or "Alice's printer" in page
     assert "Carol&#39;s laptop" not in page and "Carol's laptop" not in page, "the list keeps to the user's rows"
     assert "alice" in page and "Log out" in page
+
+
+def test_screens_hide_hidden_fields_and_lock_read_only_ones(helpdesk: Any) -> None:
+    runtime = helpdesk.app_.extensions["formwork"]
+    ticket = helpdesk.tickets["alice"]
+    bob = logged_in(helpdesk.app_.test_client(), runtime, "bob")  # dept: Sales rows, secret_note hidden, title read-only
+    listing = bob.get("/admin/ticket/").get_data(as_text=True)
+    assert "Alice&#39;s printer" in listing and "Carol&#39;s laptop" not in listing
+    assert "Secret note" not in listing and "pin 4711" not in listing
+    assert bob.get("/admin/ticket/?sort=3&desc=1").status_code == 200
+    details = bob.get(f"/admin/ticket/details/?id={ticket['id']}").get_data(as_text=True)
+    assert "Alice&#39;s printer" in details and "Secret note" not in details and "pin 4711" not in details
+    assert bob.get(f"/admin/ticket/details/?id={helpdesk.tickets['other']['id']}").status_code == 302, "outside bob's rows"
+    assert bob.get("/admin/ticket/new/").status_code in (302, 403), "bob may not create tickets"
+    form = bob.get(f"/admin/ticket/edit/?id={ticket['id']}").get_data(as_text=True)
+    title_input = re.search(r'<input[^>]*id="title"[^>]*>', form)
+    assert title_input and "disabled" in title_input.group(0)
+    assert 'id="secret_note"' not in form and "pin 4711" not in form
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form)
+    assert csrf
+    before = helpdesk.records.get("ticket", ticket["id"], Actor.system())
+    saved = bob.post(f"/admin/ticket/edit/?id={ticket['id']}", data={"csrf_token": csrf.group(1), "fw_version": str(before["version"]),
+                                                                      "title": "renamed", "secret_note": "overwritten", "owner": ""})
+    assert saved.status_code in (200, 302)
+    after = helpdesk.records.get("ticket", ticket["id"], Actor.system())
+    assert (after["title"], after["secret_note"]) == ("Alice's printer", "pin 4711")
+    dave = logged_in(helpdesk.app_.test_client(), runtime, "dave")  # reader: no memo rows of others, no user entity
+    assert dave.get("/admin/user/").status_code == 403
+    assert "Ticket" in dave.get("/admin/").get_data(as_text=True)

@@ -193,7 +193,7 @@ class RecordView(BaseModelView):
         self.page_size_options = tuple(sorted({20, 50, 100, self.page_size}))
         # Child rows belong to their parent record: they are created with it, not alone.
         self.writable = not entity.is_child
-        self.column_list = self._list_columns()
+        self.column_list = self._default_list_columns()
         self.column_details_list = self._detail_columns()
         self.column_labels = self._labels()
         self.column_descriptions = {}
@@ -321,7 +321,7 @@ class RecordView(BaseModelView):
 
     # Columns and labels
 
-    def _list_columns(self) -> list[str]:
+    def _default_list_columns(self) -> list[str]:
         fields = self.entity.fields
         if self.list_view and self.list_view.columns:
             return [c for c in self.list_view.columns if c in fields or c in SYSTEM_LABELS]
@@ -387,7 +387,7 @@ class RecordView(BaseModelView):
         return model.values["id"]
 
     def scaffold_list_columns(self) -> list[str]:
-        return self._list_columns()
+        return self._default_list_columns()
 
     def scaffold_sortable_columns(self) -> dict[str, str]:
         stored = {f.name for f in self.entity.stored_fields()} | set(SYSTEM_LABELS)
