@@ -68,6 +68,12 @@ def test_the_document_is_valid_openapi_3_1(served: Served) -> None:
     assert set(paths["/api/v1/purchase_request/{id}"]["patch"]["responses"]) >= {"200", "400", "404", "409", "413", "422", "428"}
     assert "/api/v1/purchase_request/{id}/actions/mark_urgent" in paths
     assert "/api/v1/purchase_request_line" not in paths, "child rows live inside their parent"
+    assert document["components"]["securitySchemes"]["bearerAuth"] == {"type": "http", "scheme": "bearer"}
+    assert document["security"] == [{"bearerAuth": []}]
+    assert set(paths["/api/v1/purchase_request"]["get"]["responses"]) >= {"401", "403"}
+    assert paths["/api/v1/openapi.json"]["get"]["security"] == [], "the document itself is public"
+    assert served.app.test_client().get("/api/v1/openapi.json").status_code == 200
+    assert served.app.test_client().get("/api/v1/purchase_request").status_code == 401
 
 
 def _fuzz(operation: schemathesis.APIOperation, mode: GenerationMode, examples: int, auth: dict[str, str]) -> None:
