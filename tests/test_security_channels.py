@@ -325,4 +325,6 @@ def test_screens_hide_hidden_fields_and_lock_read_only_ones(helpdesk: Any) -> No
     assert (after["title"], after["secret_note"]) == ("Alice's printer", "pin 4711")
     dave = logged_in(helpdesk.app_.test_client(), runtime, "dave")  # reader: no memo rows of others, no user entity
     assert dave.get("/admin/user/").status_code == 403
-    assert "Ticket" in dave.get("/admin/").get_data(as_text=True)
+    home = dave.get("/").get_data(as_text=True)
+    assert "/admin/ticket/" in home and "/admin/user/" not in home, "the home page lists what dave may read"
+    assert "/admin/user/" not in dave.get("/admin/").get_data(as_text=True)

@@ -26,7 +26,7 @@ from formwork.web.api import register_api, request_actor
 from formwork.web.api_transfer import transfer_blueprint
 from formwork.web.api_workflow import workflow_blueprint
 from formwork.web.assets import ui_root
-from formwork.web.auth import init_auth
+from formwork.web.auth import current_actor, init_auth
 from formwork.web.forms import entity_label
 from formwork.web.runtime import Runtime
 from formwork.web.screens import menu_layout, register_screens
@@ -140,12 +140,18 @@ def schema_warning(app_model: App, engine: sa.Engine) -> str | None:
 
 
 def entity_groups(runtime: Runtime) -> list[tuple[str, list[tuple[str, str]]]]:
-    """(menu group, [(entity label, list URL)]) for the index pages, in menu order."""
+    """(menu group, [(entity label, list URL)]) for the index pages, in menu order: the
+    entities the logged-in user may read."""
     locale = runtime.app_model.default_locale
-    return [
-        (group, [(entity_label(e, locale), flask.url_for(f"records_{e.name}.index_view")) for e in entities])
-        for group, entities in menu_layout(runtime.app_model)
-    ]
+    actor = current_actor()
+    policy, tables = runtime.records.policy, runtime.schema.tables
+    groups = []
+    for group, entities in menu_layout(runtime.app_model):
+        shown = [(entity_label(e, locale), flask.url_for(f"records_{e.name}.index_view"))
+                 for e in entities if actor is not None and policy.accesses(e.name, actor, tables[e.name], "read")]
+        if shown:
+            groups.append((group, shown))
+    return groups
 
 
 class EntityIndexView(AdminIndexView):
