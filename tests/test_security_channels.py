@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from security_world import PASSWORD, build_world
-from web_login import logged_in, token_for, with_token
+from web_login import logged_in, login_form, token_for, with_token
 
 from formwork.metadata import compile_project
 from formwork.metadata.model import ADMIN_ROLE
@@ -289,8 +289,6 @@ def test_the_login_form_leads_back_and_logout_ends_the_session(helpdesk: Any) ->
     client = helpdesk.app_.test_client()
     first = client.get("/admin/ticket/")
     assert first.status_code == 302 and "/login?next=/admin/ticket/" in first.headers["Location"]
-    from web_login import login_form
-
     landed = login_form(client, "alice", PASSWORD, "/admin/ticket/")
     assert landed.status_code == 302 and landed.headers["Location"] == "/admin/ticket/"
     page = client.get("/admin/ticket/").get_data(as_text=True)
