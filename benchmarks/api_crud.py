@@ -112,10 +112,16 @@ def write_project(root: Path, url: str) -> None:
         (root / "metadata" / f"{name}.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
 
 
+# The admin's token, set by prepare() (the Formwork API answers 401 without one).
+AUTH: dict[str, str] = {}
+
+
 def prepare(root: Path, url: str, seed: int) -> None:
-    """Migrate the fresh database and seed customers and orders through RecordService."""
+    """Migrate the fresh database and seed customers and orders through RecordService;
+    make an admin whose bearer token every request sends (the baseline ignores it)."""
     from formwork.metadata import compile_project, load_project
     from formwork.records import Actor
+    from formwork.security.accounts import Accounts
     from formwork.storage import make_engine, migrate
     from formwork.web.app import build_runtime
 
@@ -127,6 +133,9 @@ def prepare(root: Path, url: str, seed: int) -> None:
     records.create_many("customer", [{"name": f"Customer {i}"} for i in range(CUSTOMERS)], Actor.system(), "cli")
     rng = random.Random(3)
     records.create_many("sales_order", (order_body(rng, CUSTOMERS, n) for n in range(seed)), Actor.system(), "cli")
+    accounts = Accounts(records)
+    accounts.create_user("bench_admin", None, admin=True)
+    AUTH["Authorization"] = f"Bearer {accounts.create_token('bench_admin').token}"
     engine.dispose()
 
 
@@ -184,7 +193,7 @@ def stop_servers(servers: list[Server]) -> None:
 
 
 def request(conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-    headers = {"Content-Type": "application/json"} if body is not None else {}
+    headers = {**AUTH, "Content-Type": "application/json"} if body is not None else dict(AUTH)
     conn.request(method, path, body=body, headers=headers)
     response = conn.getresponse()
     return response.status, response.read()

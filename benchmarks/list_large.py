@@ -130,6 +130,7 @@ def main() -> None:
     from formwork.metadata import compile_project, load_project
     from formwork.records import Actor, RecordQuery
     from formwork.records.listing import Listing
+    from formwork.security.accounts import Accounts
     from formwork.storage import make_engine, migrate
     from formwork.web.app import build_runtime, create_app
 
@@ -179,7 +180,11 @@ def main() -> None:
             return runtime.records.list("big_item", actor, query)
 
         flask_app = create_app(project, app_model=app, engine=engine)
+        # the API needs credentials: an admin's bearer token, as a script would send it
+        accounts = Accounts(flask_app.extensions["formwork"].records)
+        accounts.create_user("bench_admin", None, admin=True)
         client = flask_app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {accounts.create_token('bench_admin').token}"
         path = f"/api/v1/big_item?region={REGION}&sort=-amount&limit=50"
 
         def api_list() -> int:

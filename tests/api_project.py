@@ -15,6 +15,7 @@ from typing import Any
 
 import flask
 import sqlalchemy as sa
+from web_login import make_user, token_for, with_token
 
 from formwork.metadata import compile_project
 from formwork.metadata.project import load_project
@@ -117,10 +118,17 @@ class Served:
     app: flask.Flask
     runtime: Runtime
     engine: sa.Engine
+    token: str = ""
 
     @property
     def client(self) -> Any:
-        return self.app.test_client()
+        """A test client calling with the admin's bearer token."""
+        return with_token(self.app.test_client(), self.token)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The admin's ``Authorization`` header."""
+        return {"Authorization": f"Bearer {self.token}"}
 
     def rows(self, table: str) -> int:
         """How many rows ``table`` holds, counted in SQL."""
@@ -141,7 +149,9 @@ def serve(root: Path, db_url: str, config: dict[str, Any] | None = None) -> Serv
     app = create_app(project, app_model=app_model, engine=engine, config={"TESTING": True, **(config or {})})
     if BLUEPRINT_NAME not in app.blueprints:
         register_api(app)
-    return Served(app, app.extensions["formwork"], engine)
+    runtime = app.extensions["formwork"]
+    make_user(runtime, "api_admin", admin=True)
+    return Served(app, runtime, engine, token_for(runtime, "api_admin"))
 
 
 def serving(tmp_path: Path, db_url: str) -> Iterator[Served]:

@@ -37,9 +37,9 @@ def base_url(api: Served) -> Iterator[str]:
     thread.join()
 
 
-def call(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+def call(method: str, url: str, auth: dict[str, str], body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **auth})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read() or b"{}")
@@ -48,7 +48,7 @@ def call(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int
 
 
 def test_two_saves_of_the_same_version_one_wins_one_gets_409(api: Served, base_url: str) -> None:
-    status, record = call("POST", f"{base_url}/purchase_request", {"title": "Chairs"})
+    status, record = call("POST", f"{base_url}/purchase_request", api.auth, {"title": "Chairs"})
     assert status == 201
     url = f"{base_url}/purchase_request/{record['id']}"
     for round_number in range(ROUNDS):
@@ -58,7 +58,7 @@ def test_two_saves_of_the_same_version_one_wins_one_gets_409(api: Served, base_u
 
         def save(title: str, version: int = version, start: threading.Barrier = start, outcomes: dict = outcomes) -> None:
             start.wait()
-            outcomes[title] = call("PATCH", url, {"version": version, "title": title})
+            outcomes[title] = call("PATCH", url, api.auth, {"version": version, "title": title})
 
         threads = [threading.Thread(target=save, args=(title,)) for title in (f"Desks {round_number}", f"Lamps {round_number}")]
         for thread in threads:
@@ -70,6 +70,6 @@ def test_two_saves_of_the_same_version_one_wins_one_gets_409(api: Served, base_u
         [winner] = [title for title, (status, _body) in outcomes.items() if status == 200]
         [loser] = [body for status, body in outcomes.values() if status == 409]
         assert loser["current_version"] == version + 1 and loser["errors"][0]["code"] == "stale"
-        _status, stored = call("GET", url)
+        _status, stored = call("GET", url, api.auth)
         assert (stored["title"], stored["version"]) == (winner, version + 1)
     assert api.rows("purchase_request") == 1

@@ -68,13 +68,19 @@ def test_the_document_is_valid_openapi_3_1(served: Served) -> None:
     assert set(paths["/api/v1/purchase_request/{id}"]["patch"]["responses"]) >= {"200", "400", "404", "409", "413", "422", "428"}
     assert "/api/v1/purchase_request/{id}/actions/mark_urgent" in paths
     assert "/api/v1/purchase_request_line" not in paths, "child rows live inside their parent"
+    assert document["components"]["securitySchemes"]["bearerAuth"] == {"type": "http", "scheme": "bearer"}
+    assert document["security"] == [{"bearerAuth": []}]
+    assert set(paths["/api/v1/purchase_request"]["get"]["responses"]) >= {"401", "403"}
+    assert paths["/api/v1/openapi.json"]["get"]["security"] == [], "the document itself is public"
+    assert served.app.test_client().get("/api/v1/openapi.json").status_code == 200
+    assert served.app.test_client().get("/api/v1/purchase_request").status_code == 401
 
 
-def _fuzz(operation: schemathesis.APIOperation, mode: GenerationMode, examples: int) -> None:
+def _fuzz(operation: schemathesis.APIOperation, mode: GenerationMode, examples: int, auth: dict[str, str]) -> None:
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
     def run(case: schemathesis.Case) -> None:
-        case.call_and_validate(checks=CHECKS)
+        case.call_and_validate(checks=CHECKS, headers=auth)
 
     run()
 
@@ -84,8 +90,8 @@ def test_no_server_errors_and_every_response_matches_the_document(served: Served
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) > 15
     for operation in operations:
-        _fuzz(operation, GenerationMode.POSITIVE, EXAMPLES)
+        _fuzz(operation, GenerationMode.POSITIVE, EXAMPLES, served.auth)
         try:
-            _fuzz(operation, GenerationMode.NEGATIVE, EXAMPLES)
+            _fuzz(operation, GenerationMode.NEGATIVE, EXAMPLES, served.auth)
         except Unsatisfiable:
             assert operation.path in ("/api/v1", "/api/v1/openapi.json"), "only operations without inputs have no broken request"

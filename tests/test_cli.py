@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -164,22 +168,42 @@ def free_port() -> int:
 def test_seed_and_serve_the_scaffolded_deployment(acme: Path) -> None:
     seed = run_cli("seed", "--demo", cwd=acme)
     assert seed.returncode == 0, seed.stdout + seed.stderr
+    created = run_cli("users", "create", "boss", "--password", "a long pass phrase", "--admin", cwd=acme)
+    assert created.returncode == 0, created.stdout + created.stderr
+    issued = run_cli("tokens", "create", "boss", cwd=acme)
+    assert issued.returncode == 0, issued.stdout + issued.stderr
+    token = issued.stdout.strip().splitlines()[-1]
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     server = subprocess.Popen(
         [sys.executable, str(REPO / "cli.py"), "serve", "--port", str(port)], cwd=acme, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        body = ""
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        page, landed = "", ""
         for _ in range(100):
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/customer/", timeout=2) as response:
-                    body = response.read().decode()
+                with browser.open(f"{base}/admin/customer/", timeout=2) as response:
+                    page, landed = response.read().decode(), response.url
                     break
             except OSError:
                 time.sleep(0.2)
+        assert "/login?next=/admin/customer/" in landed, "a visitor is sent to the login page"
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert csrf, page
+        form = urllib.parse.urlencode({"csrf_token": csrf.group(1), "username": "boss", "password": "a long pass phrase",
+                                       "next": "/admin/customer/"}).encode()
+        with browser.open(f"{base}/login", data=form, timeout=10) as response:
+            body = response.read().decode()
+            assert response.url == f"{base}/admin/customer/"
         assert "Acme Trading" in body
+        with urllib.request.urlopen(urllib.request.Request(f"{base}/api/v1/customer", headers={"Authorization": f"Bearer {token}"}), timeout=10) as response:
+            assert response.status == 200 and "items" in json.loads(response.read())
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/api/v1/customer", timeout=10)
+        assert refused.value.code == 401
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from web_login import logged_in
+
 from formwork.metadata import compile_project
 from formwork.metadata.project import load_project
 from formwork.records import Actor, RecordQuery
@@ -20,7 +22,8 @@ def test_every_screen_of_the_example_renders(example_project: Path, db_url: str)
     seed_demo(project, build_runtime(project, app_model, engine).records)
     app = create_app(project, app_model=app_model, engine=engine, config={"TESTING": True})
     records = app.extensions["formwork"].records
-    client = app.test_client()
+    # the demo seed's admin, logged in
+    client = logged_in(app.test_client(), app.extensions["formwork"], "admin")
 
     home = client.get("/").get_data(as_text=True)
     assert "Huaxin Trading" in home and "Purchase request" in home

@@ -8,60 +8,91 @@ from pathlib import Path
 
 import flask
 import pytest
+from web_login import token_for
 from workflow_deployment import Company
 
-from formwork.records import Actor
+from formwork.security.accounts import Accounts
 from formwork.web import create_app
-from formwork.web.api_workflow import workflow_blueprint
+
+# The deployment's roles with grants: the API enforces them (the flow decides who approves).
+ROLES = {
+    "metadata/staff.yaml": """
+        kind: role
+        name: staff
+        grants:
+          purchase_request: {actions: [create, read, update], rows: own}
+        """,
+    "metadata/manager.yaml": """
+        kind: role
+        name: manager
+        grants:
+          purchase_request: {actions: [read], rows: department_tree}
+        """,
+    "metadata/roles.yaml": """
+        kind: role
+        name: finance
+        grants:
+          purchase_request: {actions: [read], rows: all}
+        """,
+}
 
 
 @pytest.fixture
 def served(tmp_path: Path, db_url: str) -> Iterator[tuple[Company, flask.testing.FlaskClient]]:
-    company = Company(tmp_path, db_url)
-
-    def caller() -> Actor:
-        name = flask.request.headers.get("X-User")
-        return company.actor(name) if name else Actor(None, "anonymous")
-
+    company = Company(tmp_path, db_url, extra=ROLES)
+    accounts = Accounts(company.records)
+    for username in ("eve", "otto"):
+        accounts.grant(username, "staff")
     app = create_app(company.project, app_model=company.app, engine=company.engine, config={"TESTING": True})
-    app.register_blueprint(workflow_blueprint(caller))
     yield company, app.test_client()
     company.close()
 
 
+def auth(client: flask.testing.FlaskClient, username: str) -> dict[str, str]:
+    """The ``Authorization`` header of a personal token of ``username`` (made once per test)."""
+    tokens = client.application.config.setdefault("test_tokens", {})
+    if username not in tokens:
+        tokens[username] = token_for(client.application.extensions["formwork"], username)
+    return {"Authorization": f"Bearer {tokens[username]}"}
+
+
 def post(client: flask.testing.FlaskClient, caller: str, record: dict, action: str, **body: object) -> flask.Response:
-    return client.post(f"/api/v1/purchase_request/{record['id']}/workflow/{action}", json=body, headers={"X-User": caller})
+    return client.post(f"/api/v1/purchase_request/{record['id']}/workflow/{action}", json=body, headers=auth(client, caller))
 
 
 def test_a_request_through_the_api(served: tuple[Company, flask.testing.FlaskClient]) -> None:
     company, client = served
     request = company.create("eve", title="Laptops", amount=20000)
     url = f"/api/v1/purchase_request/{request['id']}/workflow"
-    assert client.get(url, headers={"X-User": "eve"}).json["actions"] == ["submit"]
-    assert client.get(url, headers={"X-User": "mary"}).json["actions"] == []
+    assert client.get(url, headers=auth(client, "eve")).json["actions"] == ["submit"]
+    assert client.get(url, headers=auth(client, "mary")).json["actions"] == []
+    # otto may read his own requests only: eve's does not exist for him
+    hidden = client.get(url, headers=auth(client, "otto"))
+    assert (hidden.status_code, hidden.json["errors"][0]["code"]) == (404, "not_found")
+    assert client.get(f"/api/v1/purchase_request/{request['id']}/timeline", headers=auth(client, "otto")).status_code == 404
     response = post(client, "eve", request, "submit", comment="for the new hires")
-    shown = client.get(url, headers={"X-User": "mary"}).json
+    shown = client.get(url, headers=auth(client, "mary")).json
     assert (shown["status"], shown["step"], shown["waiting_for"]) == ("pending", "manager", ["mary"])
     assert shown["actions"] == ["approve", "reject", "return", "transfer", "delegate", "add_approver", "comment", "cc"]
-    assert client.get(url, headers={"X-User": "eve"}).json["actions"] == ["withdraw", "urge", "comment", "cc"]
+    assert client.get(url, headers=auth(client, "eve")).json["actions"] == ["withdraw", "urge", "comment", "cc"]
     assert response.status_code == 200 and response.json["status"] == "pending" and response.json["step"] == "manager"
-    waiting = client.get("/api/v1/tasks?box=waiting", headers={"X-User": "mary"}).json["items"]
+    waiting = client.get("/api/v1/tasks?box=waiting", headers=auth(client, "mary")).json["items"]
     assert [(i["entity"], i["record_id"], i["title"]) for i in waiting] == [("purchase_request", request["id"], "Laptops")]
     assert post(client, "mary", request, "approve").status_code == 200
     assert post(client, "fred", request, "approve").json["status"] == "pending"
     assert post(client, "fay", request, "approve").json["status"] == "approved"
-    timeline = client.get(f"/api/v1/purchase_request/{request['id']}/timeline", headers={"X-User": "eve"}).json["items"]
+    timeline = client.get(f"/api/v1/purchase_request/{request['id']}/timeline", headers=auth(client, "eve")).json["items"]
     assert [(e["action"], e["user"]) for e in timeline][:2] == [("submit", "eve"), ("approve", "mary")]
     assert timeline[0]["comment"] == "for the new hires"
     for box, user in (("submitted", "eve"), ("handled", "fred"), ("cc", "eve")):
-        items = client.get(f"/api/v1/tasks?box={box}", headers={"X-User": user}).json["items"]
+        items = client.get(f"/api/v1/tasks?box={box}", headers=auth(client, user)).json["items"]
         assert [i["record_id"] for i in items] == [request["id"]], box
-    stats = client.get("/api/v1/workflow/stats", headers={"X-User": "ada"}).json
+    stats = client.get("/api/v1/workflow/stats", headers=auth(client, "ada")).json
     assert stats["flows"][0]["runs"] == {"approved": 1}
-    assert client.get("/api/v1/notifications", headers={"X-User": "mary"}).json["items"][0]["event"] == "task"
-    assert client.get(url, headers={"X-User": "eve"}).json["actions"] == ["comment", "cc"]
-    assert client.get("/api/v1/notifications/failed", headers={"X-User": "ada"}).json["items"] == []
-    assert client.get("/api/v1/notifications/failed", headers={"X-User": "eve"}).status_code == 403
+    assert client.get("/api/v1/notifications", headers=auth(client, "mary")).json["items"][0]["event"] == "task"
+    assert client.get(url, headers=auth(client, "eve")).json["actions"] == ["comment", "cc"]
+    assert client.get("/api/v1/notifications/failed", headers=auth(client, "ada")).json["items"] == []
+    assert client.get("/api/v1/notifications/failed", headers=auth(client, "eve")).status_code == 403
 
 
 def test_refusals_say_why_and_change_nothing(served: tuple[Company, flask.testing.FlaskClient]) -> None:
@@ -75,11 +106,12 @@ def test_refusals_say_why_and_change_nothing(served: tuple[Company, flask.testin
         (post(client, "mary", request, "transfer", user="ivan"), 422, "inactive_user"),
         (post(client, "mary", request, "approve", comment=5), 422, "type"),
         (post(client, "mary", request, "approve", colour="red"), 422, "unknown_field"),
-        (client.post("/api/v1/nothing/1/workflow/approve", headers={"X-User": "mary"}), 404, "not_found"),
-        (client.post("/api/v1/purchase_request/999/workflow/approve", headers={"X-User": "mary"}), 404, "not_found"),
-        (client.get("/api/v1/tasks?box=later", headers={"X-User": "mary"}), 422, "unknown_box"),
-        (client.get("/api/v1/tasks"), 401, "login_required"),
-        (client.post(f"/api/v1/purchase_request/{request['id']}/workflow/approve"), 401, "login_required"),
+        (client.post("/api/v1/nothing/1/workflow/approve", headers=auth(client, "mary")), 404, "not_found"),
+        (client.post("/api/v1/purchase_request/999/workflow/approve", headers=auth(client, "mary")), 404, "not_found"),
+        (client.get("/api/v1/tasks?box=later", headers=auth(client, "mary")), 422, "unknown_box"),
+        (client.get("/api/v1/tasks"), 401, "unauthenticated"),
+        (client.post(f"/api/v1/purchase_request/{request['id']}/workflow/approve"), 401, "unauthenticated"),
+        (client.get("/api/v1/tasks", headers={"Authorization": "Bearer fw_" + "x" * 43}), 401, "unauthenticated"),
     ]
     for response, status, code in cases:
         assert (response.status_code, response.json["errors"][0]["code"]) == (status, code), response.json

@@ -13,7 +13,7 @@ CSV = b"Title,Amount,Department\nTaxi,12.5,Sales\nBad,-1,Sales\nNowhere,3,Slaes\
 
 
 def test_multipart_import_all_or_nothing_lists_every_bad_row(deployment: Deployment) -> None:
-    client = deployment.flask_app().test_client()
+    client = deployment.api_client()
     response = client.post("/api/v1/expense/import", data={"file": (io.BytesIO(CSV), "legacy.csv")}, content_type="multipart/form-data")
     assert response.status_code == 422
     body = response.get_json()
@@ -26,7 +26,7 @@ def test_multipart_import_all_or_nothing_lists_every_bad_row(deployment: Deploym
 
 
 def test_raw_body_dry_run_and_valid_rows(deployment: Deployment) -> None:
-    client = deployment.flask_app().test_client()
+    client = deployment.api_client()
     dry = client.post("/api/v1/expense/import?dry_run=true", data=CSV, content_type="text/csv")
     assert dry.status_code == 200
     assert dry.get_json()["error_count"] == 2 and dry.get_json()["created"] == 0
@@ -41,7 +41,7 @@ def test_raw_body_dry_run_and_valid_rows(deployment: Deployment) -> None:
 
 
 def test_bad_files_and_parameters(deployment: Deployment) -> None:
-    client = deployment.flask_app().test_client()
+    client = deployment.api_client()
     wrong = client.post("/api/v1/expense/import", data=b"Titel,Amount\nA,1\n", content_type="text/csv")
     assert wrong.status_code == 400
     assert wrong.get_json()["errors"][0] == {
@@ -61,7 +61,7 @@ def test_bad_files_and_parameters(deployment: Deployment) -> None:
 
 
 def test_export_csv_and_xlsx_stream_and_import_again(deployment: Deployment) -> None:
-    client = deployment.flask_app().test_client()
+    client = deployment.api_client()
     assert client.post("/api/v1/expense/import", data="标题,金额,部门\n出租车,12.5,财务部\nLunch,4,\n".encode(), content_type="text/csv").status_code == 200
     response = client.get("/api/v1/expense/export?format=csv&headers=names&filter=amount%20%3E%205")
     assert response.status_code == 200
@@ -81,7 +81,7 @@ def test_export_csv_and_xlsx_stream_and_import_again(deployment: Deployment) -> 
 
 
 def test_export_refusals(deployment: Deployment) -> None:
-    client = deployment.flask_app().test_client()
+    client = deployment.api_client()
     bad = client.get("/api/v1/expense/export?filter=amount%20%3E")
     assert bad.status_code == 400
     assert bad.get_json()["errors"][0]["field"] == "filter"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from transfer_deployment import FILES, Deployment, write_files
 
 from formwork.records import Actor, PermissionDenied, RecordService
 from formwork.security import RolePolicy
+from formwork.security.accounts import Accounts
 from formwork.transfer import Importer, export_records, open_writer
 from formwork.transfer.tabular import CsvReader
 
@@ -85,16 +85,44 @@ def test_import_needs_the_import_action(guarded: tuple[Deployment, RecordService
 
 
 def test_api_import_refused_with_403(guarded: tuple[Deployment, RecordService]) -> None:
-    from formwork.web.api_transfer import transfer_blueprint
-
-    deployment, records = guarded
-    app = deployment.flask_app()
-    app.extensions["formwork"] = replace(deployment.runtime, records=records)
-    clerk = _actor(deployment, "alice", "clerk")
-    app.register_blueprint(transfer_blueprint(lambda: clerk), name="clerk_transfer", url_prefix="/clerk/api/v1")
-    client = app.test_client()
-    response = client.post("/clerk/api/v1/expense/import", data=b"title,amount\nA,1\n", content_type="text/csv")
+    deployment, _records = guarded
+    client = deployment.api_client("carol", roles=("clerk",))
+    response = client.post("/api/v1/expense/import", data=b"title,amount\nA,1\n", content_type="text/csv")
     assert response.status_code == 403
     assert response.get_json()["errors"][0]["code"] == "permission"
     assert deployment.count("expense") == 0
-    assert client.get("/clerk/api/v1/department/export").status_code == 403
+    assert client.get("/api/v1/department/export").status_code == 403
+
+
+def test_api_import_and_export_without_credentials_are_401(guarded: tuple[Deployment, RecordService]) -> None:
+    deployment, _records = guarded
+    client = deployment.flask_app().test_client()
+    response = client.post("/api/v1/expense/import", data=b"title,amount\nA,1\n", content_type="text/csv")
+    assert (response.status_code, response.get_json()["errors"][0]["code"]) == (401, "unauthenticated")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/api/v1/expense/export").status_code == 401
+    assert deployment.count("expense") == 0
+
+
+def test_cli_works_as_the_system_unless_a_user_is_named(guarded: tuple[Deployment, RecordService], tmp_path: Path) -> None:
+    deployment, records = guarded
+    Accounts(deployment.records).grant("alice", "clerk")
+    sales = deployment.department_ids()["Sales"]
+    for username, title in (("alice", "Mine"), ("bob", "Bob's")):
+        records.create("expense", {"title": title, "amount": 1, "department": sales, "note": "secret"}, _actor(deployment, username, "clerk"), "cli")
+    out = tmp_path / "mine.csv"
+    result = deployment.cli("export", "expense", "-o", str(out), "--headers", "names", "--user", "alice")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    assert "note" not in rows[0] and [r[rows[0].index("title")] for r in rows[1:]] == ["Mine"]
+    everything = tmp_path / "all.csv"
+    assert deployment.cli("export", "expense", "-o", str(everything), "--headers", "names").exit_code == 0
+    assert "note" in everything.read_text(encoding="utf-8-sig").splitlines()[0]
+    source = tmp_path / "in.csv"
+    source.write_text("title,amount\nA,1\n", encoding="utf-8")
+    before = deployment.count("expense")
+    refused = deployment.cli("import", "expense", str(source), "--user", "alice")
+    assert refused.exit_code == 1 and "you may not import expense records" in refused.output
+    unknown = deployment.cli("export", "expense", "-o", str(tmp_path / "x.csv"), "--user", "alicia")
+    assert unknown.exit_code == 1 and "no user named 'alicia'" in unknown.output
+    assert deployment.count("expense") == before

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
+from web_login import make_user, token_for, with_token
 
 from formwork.cli import cli
 from formwork.metadata import compile_project
@@ -68,12 +69,16 @@ class Deployment:
         return runner.invoke(cli, [*args, "--project", str(self.root)], env={"DATABASE_URL": self.db_url}, catch_exceptions=False)
 
     def flask_app(self) -> Any:
-        from formwork.web.api_transfer import transfer_blueprint
+        """The deployment served by ``create_app`` (import and export included)."""
+        return create_app(self.project, app_model=self.app_model, engine=self.engine)
 
-        app = create_app(self.project, app_model=self.app_model, engine=self.engine)
-        if "formwork_transfer" not in app.blueprints:
-            app.register_blueprint(transfer_blueprint())
-        return app
+    def api_client(self, username: str = "transfer_admin", roles: tuple[str, ...] = ()) -> Any:
+        """A test client of a new app calling with the bearer token of a new user (an admin
+        unless ``roles`` are given)."""
+        app = self.flask_app()
+        runtime = app.extensions["formwork"]
+        make_user(runtime, username, roles=roles, admin=not roles)
+        return with_token(app.test_client(), token_for(runtime, username))
 
     def count(self, table: str) -> int:
         with self.engine.connect() as conn:

@@ -50,6 +50,30 @@ def _runtime(project_dir: Path | None) -> Runtime:
     return runtime
 
 
+def _actor(runtime: Runtime, username: str | None) -> Actor:
+    """Who the command works as: the system (every record, every field), or with ``--user``
+    that user, under their roles as on the screens and in the API; exits when the user is
+    unknown or deactivated."""
+    if username is None:
+        return Actor.system()
+    from formwork.security import AccountError, load_actor
+    from formwork.security.accounts import Accounts
+
+    try:
+        user_id = Accounts(runtime.records).require_user(username)
+    except AccountError as error:
+        _stop(str(error))
+    with runtime.engine.connect() as conn:
+        actor = load_actor(conn, runtime.app_model, runtime.schema, user_id)
+    if actor is None:
+        _stop(f"user '{username}' is deactivated")
+    return actor
+
+
+USER_OPTION = click.option("--user", "username", default=None, metavar="USERNAME",
+                           help="Work as this user, under their roles (default: the system, which may do everything).")
+
+
 def _stop(message: str) -> None:
     click.echo(f"Error: {message}", err=True)
     sys.exit(1)
@@ -65,8 +89,10 @@ def _stop(message: str) -> None:
               help="Where valid-rows mode writes the refused rows with their errors (default: FILE's name with .rejects.csv, e.g. legacy.rejects.csv).")
 @click.option("--encoding", default=None, help="Encoding of a CSV file (default utf-8; Chinese Excel often saves gbk or gb18030).")
 @click.option("--sheet", default=None, help="Worksheet of an XLSX file to read (default: the first).")
+@USER_OPTION
 @project_option
-def import_command(entity: str, file: Path, dry_run: bool, mode: str, rejects: Path | None, encoding: str | None, sheet: str | None, project_dir: Path | None) -> None:
+def import_command(entity: str, file: Path, dry_run: bool, mode: str, rejects: Path | None, encoding: str | None, sheet: str | None,
+                   username: str | None, project_dir: Path | None) -> None:
     """Create ENTITY records from the rows of FILE (CSV or XLSX; the first row names the columns).
 
     Headers are field names or labels in any language. Link columns hold the linked
@@ -74,6 +100,7 @@ def import_command(entity: str, file: Path, dry_run: bool, mode: str, rejects: P
     checked like a save from a screen; problems name the spreadsheet row and column.
     Exits 1 when any row or the file was refused."""
     runtime = _runtime(project_dir)
+    actor = _actor(runtime, username)
     display = str(file)
     rejects_path = rejects or file.with_name(f"{file.stem}.rejects.csv")
     use_rejects = mode == "valid-rows" and not dry_run
@@ -93,7 +120,7 @@ def import_command(entity: str, file: Path, dry_run: bool, mode: str, rejects: P
             importer = Importer(
                 runtime.records,
                 entity,
-                Actor.system(),
+                actor,
                 mode=mode,
                 dry_run=dry_run,
                 rejects=open_rejects if use_rejects else None,
@@ -162,12 +189,15 @@ def _print_report(report: ImportReport, display: str, rejects: Path | None) -> N
 @click.option("--headers", type=click.Choice(HEADER_STYLES), default="labels", show_default=True,
               help="Header row: field labels in the default locale, or field names.")
 @click.option("--filter", "where", default=None, help="Only records matching this expression, e.g. \"amount > 100\".")
+@USER_OPTION
 @project_option
-def export_command(entity: str, file_format: str | None, output: Path | None, headers: str, where: str | None, project_dir: Path | None) -> None:
+def export_command(entity: str, file_format: str | None, output: Path | None, headers: str, where: str | None, username: str | None,
+                   project_dir: Path | None) -> None:
     """Write ENTITY's records to a CSV (UTF-8, opens in Excel) or XLSX file.
 
     Links are written as the linked record's title, so the file imports again."""
     runtime = _runtime(project_dir)
+    actor = _actor(runtime, username)
     if file_format is None:
         suffix = output.suffix.lower().lstrip(".") if output is not None and str(output) != "-" else ""
         file_format = suffix if suffix in FORMATS else "csv"
@@ -175,9 +205,9 @@ def export_command(entity: str, file_format: str | None, output: Path | None, he
     try:
         if str(target) == "-":
             with click.open_file("-", "wb") as stdout:
-                count = _export_to(stdout, runtime, entity, file_format, headers, where)
+                count = _export_to(stdout, runtime, actor, entity, file_format, headers, where)
         else:
-            count = _export_file(target, runtime, entity, file_format, headers, where)
+            count = _export_file(target, runtime, actor, entity, file_format, headers, where)
     except ExportRefused as refused:
         _stop(refused.message)
         return
@@ -188,20 +218,20 @@ def export_command(entity: str, file_format: str | None, output: Path | None, he
     click.echo(f"{count} {entity} record(s) written to {shown}.", err=True)
 
 
-def _export_to(stream: IO[bytes], runtime: Runtime, entity: str, file_format: str, headers: str, where: str | None) -> int:
+def _export_to(stream: IO[bytes], runtime: Runtime, actor: Actor, entity: str, file_format: str, headers: str, where: str | None) -> int:
     writer = open_writer(stream, file_format, entity)
-    count = export_records(runtime.records, entity, Actor.system(), writer, headers=headers, where=where)
+    count = export_records(runtime.records, entity, actor, writer, headers=headers, where=where)
     writer.close()
     return count
 
 
-def _export_file(target: Path, runtime: Runtime, entity: str, file_format: str, headers: str, where: str | None) -> int:
+def _export_file(target: Path, runtime: Runtime, actor: Actor, entity: str, file_format: str, headers: str, where: str | None) -> int:
     """Export into a file beside ``target`` and move it into place, so a failed export
     never leaves a half-written file (or destroys an earlier one)."""
     draft = target.with_name(f".{target.name}.{os.getpid()}.part")
     try:
         with open(draft, "wb") as stream:
-            count = _export_to(stream, runtime, entity, file_format, headers, where)
+            count = _export_to(stream, runtime, actor, entity, file_format, headers, where)
         os.replace(draft, target)
     finally:
         draft.unlink(missing_ok=True)

@@ -143,6 +143,11 @@ class RecordService:
             rows = list_rows(conn, self.app, self.tables, ent, query, self.policy.row_filter(entity, actor, table), actor, to_utc(self.clock()))
             return self._shown(conn, ent, rows, actor, within_rows=True)
 
+    def check_hidden(self, entity: str, actor: Actor, query: RecordQuery) -> None:
+        """``RecordInvalid`` (code ``hidden``) when ``query`` filters, searches or sorts by a
+        field hidden from the actor, for code that builds its own query (exports)."""
+        self._without_hidden(self.app.entity(entity), actor, query)
+
     def count(self, entity: str, actor: Actor, query: RecordQuery) -> int:
         """How many records match ``query``'s filters and search (sort and paging ignored)."""
         ent = self._entity(entity)

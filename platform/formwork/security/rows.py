@@ -65,19 +65,32 @@ def actor_only(grant: Grant) -> bool:
     return True
 
 
+TREE_CACHE_SIZE = 1024
+_TREES: dict[tuple[int, str, int], sa.Select[Any]] = {}
+
+
 def _department_ids(tables: Mapping[str, sa.Table], department_id: int, tree: bool, role: str) -> sa.ColumnElement[Any] | sa.Select[Any]:
     """The user's department id, or a select of it and every department below it (a CTE
     named after the role: one statement may hold the trees of several roles, and a name
     that stays the same lets SQLAlchemy reuse the compiled statement)."""
     if not tree:
         return sa.literal(department_id, sa.Integer)
+    key = (id(tables), role, department_id)
+    found = _TREES.get(key)
+    if found is not None:
+        # the same CTE object: a statement holding this rule twice (an export keeps to the
+        # rows both readable and exportable) names one CTE, not two that clash
+        return found
+    if len(_TREES) >= TREE_CACHE_SIZE:
+        _TREES.clear()
     source = tables["department"]
     start = source.alias()
     below = source.alias()
     walk = sa.select(start.c.id).where(start.c.id == department_id).cte(f"fw_tree_{role}", recursive=True)
     # UNION (not UNION ALL): a parent cycle typed by mistake ends instead of looping
     walk = walk.union(sa.select(below.c.id).where(below.c.parent == walk.c.id))
-    return sa.select(walk.c.id)
+    found = _TREES[key] = sa.select(walk.c.id)
+    return found
 
 
 def _in_departments(app: App, tables: Mapping[str, sa.Table], entity: str, table: sa.FromClause,

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from formwork.expressions import EvalContext, ExpressionError, FieldScope, SqlScope, check, compile_sql, parse
 from formwork.metadata.model import Entity, Field
 from formwork.problems import did_you_mean
-from formwork.records import Actor, RecordService
+from formwork.records import Actor, RecordInvalid, RecordQuery, RecordService
 from formwork.records.coerce import to_utc
 from formwork.transfer.headers import exported_fields, header_of
 from formwork.transfer.tabular import TableWriter
@@ -105,10 +105,14 @@ def _condition(records: RecordService, entity: Entity, actor: Actor, text: str) 
     try:
         expression = parse(text)
         check(expression, FieldScope(records.app.entities, entity.name), "boolean")
+        # a filter on a hidden field would tell its values by the rows it keeps
+        records.check_hidden(entity.name, actor, RecordQuery(expression=text))
         context = EvalContext(user=actor.as_expression_user(), now=records.clock())
         return compile_sql(expression, SqlScope(records.app.entities, records.tables, entity.name, context))
     except ExpressionError as error:
         raise ExportRefused(f"filter: {error}", "filter") from None
+    except RecordInvalid as invalid:
+        raise ExportRefused("filter: " + "; ".join(e.message for e in invalid.errors), "filter") from None
 
 
 def export_rows(

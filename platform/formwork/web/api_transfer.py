@@ -28,6 +28,7 @@ from formwork.transfer import (
     open_writer,
 )
 from formwork.web.api import request_actor
+from formwork.web.api.errors import ApiError
 from formwork.web.runtime import Runtime
 
 # Uploads larger than this are kept in a temporary file rather than in memory.
@@ -49,9 +50,19 @@ def transfer_blueprint(actor: Callable[[], Actor] = request_actor) -> flask.Blue
     current_actor = actor
     blueprint = flask.Blueprint("formwork_transfer", __name__, url_prefix="/api/v1")
 
+    @blueprint.errorhandler(ApiError)
+    def refused(error: ApiError) -> tuple[flask.Response, int]:
+        # the actor function refuses a request without credentials (401)
+        first = error.errors[0]
+        response, status = _errors(error.status, first.field or None, first.code, first.message)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="formwork"'
+        return response, status
+
     @blueprint.post("/<entity>/import")
     def import_records(entity: str) -> tuple[flask.Response, int]:
         runtime = _runtime()
+        caller = current_actor()
         if entity not in runtime.app_model.entities:
             return _errors(404, None, "unknown_entity", f"there is no entity '{entity}'")
         mode = _param("mode") or MODES[0]
@@ -66,7 +77,7 @@ def transfer_blueprint(actor: Callable[[], Actor] = request_actor) -> flask.Blue
                 reader = open_reader(upload, name, _param("encoding"), _param("sheet"))
             except FileUnreadable as unreadable:
                 return _errors(400, "file", "unreadable", unreadable.message)
-            importer = Importer(runtime.records, entity, current_actor(), mode=mode, dry_run=dry_run)
+            importer = Importer(runtime.records, entity, caller, mode=mode, dry_run=dry_run)
             try:
                 report = importer.run(reader)
             except PermissionDenied as denied:
@@ -82,6 +93,7 @@ def transfer_blueprint(actor: Callable[[], Actor] = request_actor) -> flask.Blue
     @blueprint.get("/<entity>/export")
     def export(entity: str) -> flask.Response | tuple[flask.Response, int]:
         runtime = _runtime()
+        caller = current_actor()
         file_format = flask.request.args.get("format", "csv")
         if file_format not in FORMATS:
             return _errors(400, "format", "choice", f"must be one of: {', '.join(FORMATS)}")
@@ -89,7 +101,7 @@ def transfer_blueprint(actor: Callable[[], Actor] = request_actor) -> flask.Blue
         if headers not in HEADER_STYLES:
             return _errors(400, "headers", "choice", f"must be one of: {', '.join(HEADER_STYLES)}")
         try:
-            rows = export_rows(runtime.records, entity, current_actor(), headers, flask.request.args.get("filter") or None)
+            rows = export_rows(runtime.records, entity, caller, headers, flask.request.args.get("filter") or None)
         except ExportRefused as refused:
             status = 404 if refused.field is None and entity not in runtime.app_model.entities else 400
             return _errors(status, refused.field, "export", refused.message)

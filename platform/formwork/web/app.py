@@ -20,10 +20,13 @@ from formwork.metadata.model import App, label_text
 from formwork.metadata.project import Project, find_project_root, load_project
 from formwork.plugins import HookRegistry, load_plugins
 from formwork.records import RecordService
+from formwork.security import RolePolicy
 from formwork.storage import build_schema, make_engine, read_state
-from formwork.web.api import register_api
+from formwork.web.api import register_api, request_actor
 from formwork.web.api_transfer import transfer_blueprint
+from formwork.web.api_workflow import workflow_blueprint
 from formwork.web.assets import ui_root
+from formwork.web.auth import current_actor, init_auth
 from formwork.web.forms import entity_label
 from formwork.web.runtime import Runtime
 from formwork.web.screens import menu_layout, register_screens
@@ -40,8 +43,10 @@ def create_app(
     engine: sa.Engine | None = None,
     config: Mapping[str, Any] | None = None,
 ) -> flask.Flask:
-    """A Flask app serving ``project``: the index page, ``/healthz`` and the CRUD screens
-    under ``/admin``.
+    """A Flask app serving ``project``: the index page, ``/healthz``, the login page, the
+    CRUD screens under ``/admin`` and the REST API (records, workflow, import and export)
+    under ``/api/v1``. Every page but ``/login`` and ``/healthz`` needs a login; the API
+    needs a bearer token or a login session; the metadata's roles decide the rest.
 
     Compiles the metadata unless ``app_model`` is given and opens the project's database
     unless ``engine`` is given. It does not migrate; when the database was migrated for
@@ -61,6 +66,8 @@ def create_app(
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config.update(config or {})
     app.extensions["formwork"] = runtime
+    # login, logout, CSRF checks and the login requirement of every page outside the API
+    init_auth(app)
 
     title = label_text(app_model.label, app_model.default_locale, app_model.name) or project.name
     admin = Admin(
@@ -72,7 +79,8 @@ def create_app(
     )
     register_screens(admin, runtime)
     register_api(app)
-    app.register_blueprint(transfer_blueprint())
+    app.register_blueprint(workflow_blueprint(actor=request_actor))
+    app.register_blueprint(transfer_blueprint(actor=request_actor))
 
     @app.context_processor
     def formwork_context() -> dict[str, Any]:
@@ -102,7 +110,8 @@ def build_runtime(project: Project, app_model: App, engine: sa.Engine, hooks: Ho
     project's plugins are loaded unless ``hooks`` holds them already."""
     hooks = hooks if hooks is not None else load_plugins(project.plugin_dirs, project.display)
     schema = build_schema(app_model)
-    records = RecordService(app_model, schema, engine, hooks)
+    # every channel reads and writes through this service, so the roles bind them all
+    records = RecordService(app_model, schema, engine, hooks, policy=RolePolicy(app_model, schema.tables, engine))
     return Runtime(
         project=project,
         app_model=app_model,
@@ -131,12 +140,18 @@ def schema_warning(app_model: App, engine: sa.Engine) -> str | None:
 
 
 def entity_groups(runtime: Runtime) -> list[tuple[str, list[tuple[str, str]]]]:
-    """(menu group, [(entity label, list URL)]) for the index pages, in menu order."""
+    """(menu group, [(entity label, list URL)]) for the index pages, in menu order: the
+    entities the logged-in user may read."""
     locale = runtime.app_model.default_locale
-    return [
-        (group, [(entity_label(e, locale), flask.url_for(f"records_{e.name}.index_view")) for e in entities])
-        for group, entities in menu_layout(runtime.app_model)
-    ]
+    actor = current_actor()
+    policy, tables = runtime.records.policy, runtime.schema.tables
+    groups = []
+    for group, entities in menu_layout(runtime.app_model):
+        shown = [(entity_label(e, locale), flask.url_for(f"records_{e.name}.index_view"))
+                 for e in entities if actor is not None and policy.accesses(e.name, actor, tables[e.name], "read")]
+        if shown:
+            groups.append((group, shown))
+    return groups
 
 
 class EntityIndexView(AdminIndexView):

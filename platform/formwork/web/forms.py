@@ -60,6 +60,13 @@ class FormParts:
     editable: tuple[str, ...]
     sections: tuple[tuple[str, tuple[str, ...]], ...]
 
+    def without(self, names: frozenset[str]) -> FormParts:
+        """The same form with the fields ``names`` left out of its sections (and so of the page)."""
+        if not names:
+            return self
+        sections = tuple((header, kept) for header, shown in self.sections if (kept := tuple(n for n in shown if n not in names)))
+        return FormParts(self.form_class, tuple(n for n in self.editable if n not in names), sections)
+
     def rules(self) -> list[form_rules.BaseRule]:
         """Flask-Admin form rules: one field set with a header per section, plus the hidden
         fields (Flask-Admin drops every field no rule names)."""

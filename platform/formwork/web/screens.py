@@ -12,9 +12,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import flash, g, request
+from flask import abort, flash, g, has_request_context, request
 from flask_admin import Admin
 from flask_admin.form import SecureForm
+from flask_admin.form.rules import RuleSet
 from flask_admin.model import BaseModelView
 from flask_admin.model.filters import BaseFilter
 from markupsafe import Markup, escape
@@ -30,6 +31,7 @@ from formwork.records import (
     RecordQuery,
     StaleVersion,
 )
+from formwork.web.auth import current_actor
 from formwork.web.forms import (
     VERSION_FIELD,
     FormParts,
@@ -58,9 +60,12 @@ SYSTEM_LABELS = {
 
 
 def screen_actor() -> Actor:
-    """Who works on the screens. There is no login yet, so it is the system actor; the
-    serve command binds to 127.0.0.1 by default for that reason."""
-    return Actor.system()
+    """Who works on the screens: the logged-in user (``init_auth`` sends anyone else to the
+    login page before a screen runs, so a missing login here is refused with 401)."""
+    actor = current_actor()
+    if actor is None:
+        abort(401)
+    return actor
 
 
 class RecordRow:
@@ -111,9 +116,16 @@ class TitleLookup:
         if not missing:
             return
         query = RecordQuery(filters={"id": missing}, limit=len(missing))
-        for record in self.runtime.records.list(entity_name, screen_actor(), query):
+        try:
+            found = self.runtime.records.list(entity_name, screen_actor(), query)
+        except PermissionDenied:
+            # the user may not read that entity: its records show by id only
+            found = []
+            cache.update({(entity_name, record_id): f"#{record_id}" for record_id in missing})
+        for record in found:
             cache[(entity_name, record["id"])] = self.title_of(entity_name, record)
         for record_id in missing:
+            # outside the user's rows or deleted: the id, no title
             cache.setdefault((entity_name, record_id), f"#{record_id} (missing)")
 
     def title(self, entity_name: str, record_id: int) -> str:
@@ -123,7 +135,10 @@ class TitleLookup:
     def choices(self, entity_name: str) -> list[SelectChoice]:
         """Options (id, title) of up to LINK_OPTION_CAP records of ``entity_name``, by title."""
         query = RecordQuery(sort=(self.title_field(entity_name),), limit=LINK_OPTION_CAP)
-        records = self.runtime.records.list(entity_name, screen_actor(), query)
+        try:
+            records = self.runtime.records.list(entity_name, screen_actor(), query)
+        except PermissionDenied:
+            return []
         cache = self._cache()
         result = []
         for record in records:
@@ -177,8 +192,8 @@ class RecordView(BaseModelView):
         self.page_size = self.list_view.page_size if self.list_view else 50
         self.page_size_options = tuple(sorted({20, 50, 100, self.page_size}))
         # Child rows belong to their parent record: they are created with it, not alone.
-        self.can_create = self.can_edit = self.can_delete = not entity.is_child
-        self.column_list = self._list_columns()
+        self.writable = not entity.is_child
+        self.column_list = self._default_list_columns()
         self.column_details_list = self._detail_columns()
         self.column_labels = self._labels()
         self.column_descriptions = {}
@@ -198,9 +213,115 @@ class RecordView(BaseModelView):
             url=f"/admin/{entity.name}",
         )
 
+    # What the logged-in user may do and see (asked on every request: roles differ per user)
+
+    def _allows(self, action: str) -> bool:
+        records = self.runtime.records
+        return bool(records.policy.accesses(self.entity.name, screen_actor(), self.runtime.schema.tables[self.entity.name], action))
+
+    def is_accessible(self) -> bool:
+        return not has_request_context() or self._allows("read")
+
+    @property
+    def can_create(self) -> bool:
+        return self.writable and has_request_context() and self._allows("create")
+
+    @can_create.setter
+    def can_create(self, value: bool) -> None:
+        """Flask-Admin's class default; the roles decide instead."""
+
+    @property
+    def can_edit(self) -> bool:
+        return self.writable and has_request_context() and self._allows("update")
+
+    @can_edit.setter
+    def can_edit(self, value: bool) -> None:
+        """Flask-Admin's class default; the roles decide instead."""
+
+    @property
+    def can_delete(self) -> bool:
+        return self.writable and has_request_context() and self._allows("delete")
+
+    @can_delete.setter
+    def can_delete(self, value: bool) -> None:
+        """Flask-Admin's class default; the roles decide instead."""
+
+    def _hidden(self) -> frozenset[str]:
+        """Fields hidden from the user on some records: never list columns, filters or sort keys."""
+        if not has_request_context():
+            return frozenset()
+        return self.runtime.records.policy.hidden_fields(self.entity.name, screen_actor())
+
+    def _unwritable(self, action: str) -> tuple[frozenset[str], frozenset[str]]:
+        """(hidden, read-only) fields of the form for ``action``: what every grant allowing it hides
+        or keeps read-only."""
+        accesses = self.runtime.records.policy.accesses(self.entity.name, screen_actor(), self.runtime.schema.tables[self.entity.name], action)
+        if not accesses:
+            return frozenset(), frozenset()
+        hidden = frozenset.intersection(*(a.hidden for a in accesses))
+        locked = frozenset.intersection(*(a.hidden | a.read_only for a in accesses))
+        return hidden, locked - hidden
+
+    @property
+    def _list_columns(self) -> list[tuple[str, str]]:
+        hidden = self._hidden()
+        return [(name, label) for name, label in self._all_list_columns if name not in hidden]
+
+    @_list_columns.setter
+    def _list_columns(self, value: list[tuple[str, str]]) -> None:
+        self._all_list_columns = value
+
+    @property
+    def _details_columns(self) -> list[tuple[str, str]]:
+        # a record read in this request shows only the fields the user may see on it
+        shown = g.get("formwork_record_fields") if has_request_context() else None
+        hidden = self._hidden() if shown is None else frozenset(n for n in self.entity.fields if n not in shown)
+        return [(name, label) for name, label in self._all_details_columns if name not in hidden]
+
+    @_details_columns.setter
+    def _details_columns(self, value: list[tuple[str, str]]) -> None:
+        self._all_details_columns = value
+
+    @property
+    def _form_create_rules(self) -> RuleSet:
+        hidden = self._unwritable("create")[0] if has_request_context() else frozenset()
+        return RuleSet(self, self._create_parts.without(hidden).rules())
+
+    @_form_create_rules.setter
+    def _form_create_rules(self, value: RuleSet | None) -> None:
+        """Built per request from the form's sections instead."""
+
+    @property
+    def _form_edit_rules(self) -> RuleSet:
+        hidden = frozenset()
+        if has_request_context():
+            shown = g.get("formwork_record_fields")
+            hidden = self._unwritable("update")[0] if shown is None else frozenset(n for n in self.entity.fields if n not in shown)
+        return RuleSet(self, self._edit_parts.without(hidden).rules())
+
+    @_form_edit_rules.setter
+    def _form_edit_rules(self, value: RuleSet | None) -> None:
+        """Built per request from the form's sections instead."""
+
+    def _show_missing_fields_warning(self, text: str) -> None:
+        """Fields hidden from the user are left out of the rules on purpose: no warning."""
+
+    def _lock(self, form: Any, action: str) -> Any:
+        """Disable the inputs of fields read-only for the user (they are not submitted)."""
+        for name in self._unwritable(action)[1]:
+            if name in form:
+                form[name].render_kw = {**(form[name].render_kw or {}), "disabled": True}
+        return form
+
+    def _submitted(self, form: Any, parts: FormParts, action: str) -> dict[str, Any]:
+        """The values of the inputs the user may write (hidden and read-only ones are left out)."""
+        locked = self._unwritable(action)[1]
+        names = [n for n in parts.editable if n in form and n not in locked]
+        return submitted_values(form, names, creating=action == "create")
+
     # Columns and labels
 
-    def _list_columns(self) -> list[str]:
+    def _default_list_columns(self) -> list[str]:
         fields = self.entity.fields
         if self.list_view and self.list_view.columns:
             return [c for c in self.list_view.columns if c in fields or c in SYSTEM_LABELS]
@@ -266,7 +387,7 @@ class RecordView(BaseModelView):
         return model.values["id"]
 
     def scaffold_list_columns(self) -> list[str]:
-        return self._list_columns()
+        return self._default_list_columns()
 
     def scaffold_sortable_columns(self) -> dict[str, str]:
         stored = {f.name for f in self.entity.stored_fields()} | set(SYSTEM_LABELS)
@@ -286,8 +407,11 @@ class RecordView(BaseModelView):
     def get_edit_form(self) -> type:
         return self._edit_parts.form_class
 
+    def create_form(self, obj: Any = None) -> Any:
+        return self._lock(super().create_form(obj), "create")
+
     def edit_form(self, obj: RecordRow | None = None) -> Any:
-        form = super().edit_form(obj)
+        form = self._lock(super().edit_form(obj), "update")
         if obj is not None:
             # Only a freshly loaded form takes the stored version; a posted one keeps what
             # the user loaded, so a save that lacks it is refused rather than forced through.
@@ -301,7 +425,7 @@ class RecordView(BaseModelView):
         for name in self._edit_parts.editable:
             field = self.entity.fields[name]
             value = obj.values.get(name)
-            if field.type != "link" or value is None:
+            if field.type != "link" or value is None or name not in form:
                 continue
             choices = list(form[name].choices)
             if all(choice.value != str(value) for choice in choices):
@@ -382,16 +506,20 @@ class RecordView(BaseModelView):
             sort = tuple(self.list_view.sort)
         else:
             sort = ("-id",)
+        hidden = self._hidden()
+        if any(key.lstrip("-") in hidden for key in sort):
+            sort = ("-id",)
         chosen: dict[str, list[str]] = {}
         for index, _name, value in filters or ():
-            chosen.setdefault(self._filters[index].field, []).append(value)
+            if self._filters[index].field not in hidden:
+                chosen.setdefault(self._filters[index].field, []).append(value)
         query = RecordQuery(
             filters=chosen,
             sort=sort,
             limit=size,
             offset=(page or 0) * size,
             search=search or None,
-            search_fields=tuple(self.column_searchable_list or ()),
+            search_fields=tuple(n for n in self.column_searchable_list or () if n not in hidden),
         )
         actor = screen_actor()
         count = self.runtime.records.count(self.entity.name, actor, query)
@@ -415,14 +543,16 @@ class RecordView(BaseModelView):
         except (TypeError, ValueError):
             return None
         try:
-            return RecordRow(self.runtime.records.get(self.entity.name, record_id, screen_actor()))
+            record = self.runtime.records.get(self.entity.name, record_id, screen_actor())
         except RecordNotFound:
             return None
+        g.formwork_record_fields = frozenset(record)
+        return RecordRow(record)
 
     # Writing
 
     def create_model(self, form: Any) -> RecordRow | bool:
-        values = submitted_values(form, self._create_parts.editable, creating=True)
+        values = self._submitted(form, self._create_parts, "create")
         try:
             record = self.runtime.records.create(self.entity.name, values, screen_actor(), CHANNEL)
         except RecordInvalid as invalid:
@@ -434,7 +564,7 @@ class RecordView(BaseModelView):
         return RecordRow(record)
 
     def update_model(self, form: Any, model: RecordRow) -> bool:
-        values = submitted_values(form, self._edit_parts.editable, creating=False)
+        values = self._submitted(form, self._edit_parts, "update")
         # No fallback to the stored version: without the loaded one the service refuses the save.
         version = _version(form[VERSION_FIELD].data)
         try:

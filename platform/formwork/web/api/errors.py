@@ -71,7 +71,11 @@ def register_error_handlers(blueprint: flask.Blueprint) -> None:
 
     @blueprint.errorhandler(ApiError)
     def api_error(error: ApiError) -> flask.Response:
-        return _respond(error.status, error.errors, **error.extra)
+        response = _respond(error.status, error.errors, **error.extra)
+        if error.status == 401:
+            # RFC 6750: a refused request names the scheme it expects
+            response.headers["WWW-Authenticate"] = 'Bearer realm="formwork"'
+        return response
 
     @blueprint.errorhandler(RecordInvalid)
     def invalid(error: RecordInvalid) -> flask.Response:

@@ -1,20 +1,21 @@
-"""Who is calling the API.
-
-There is no authentication yet: every request acts as the anonymous actor. The security
-stage replaces ``request_actor`` (users, tokens) and nothing else changes, since every
-view asks this one function.
-"""
+"""Who is calling the API: the actor of ``Authorization: Bearer <token>`` or of the login
+session (``formwork.web.auth.current_actor``); without either, 401."""
 
 from __future__ import annotations
 
 from formwork.records import Actor
+from formwork.web.api.errors import refuse
+from formwork.web.auth import current_actor
 
 # The channel every API write is recorded under in the audit trail.
 API_CHANNEL = "api"
-
-ANONYMOUS = Actor(None, "anonymous")
+UNAUTHENTICATED = "log in or send Authorization: Bearer <token>"
 
 
 def request_actor() -> Actor:
-    """The actor of the current request: the anonymous actor until logins exist."""
-    return ANONYMOUS
+    """The actor of the current request; raises a 401 ``ApiError`` (answered with
+    ``WWW-Authenticate: Bearer``) when the request carries no valid credentials."""
+    actor = current_actor()
+    if actor is None:
+        raise refuse(401, "", "unauthenticated", UNAUTHENTICATED)
+    return actor

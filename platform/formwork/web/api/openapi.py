@@ -22,6 +22,8 @@ REF = "#/components/schemas/"
 TEXT_TYPES = ("string", "text", "email", "choice", "file")
 ERRORS = {
     "400": "The request is malformed: a bad query parameter, filter expression, sort field, cursor or JSON body.",
+    "401": "No valid credentials: send Authorization: Bearer <token> (or log in on the screens).",
+    "403": "You may not do this: your roles do not grant the action, or a field is hidden or read-only for you.",
     "404": "There is no such entity, record or action (or you may not see it).",
     "409": "The record was changed by someone else since you read it; the body names the current version.",
     "413": "The request body is larger than the API accepts.",
@@ -384,10 +386,25 @@ def openapi_document(app: App, prefix: str) -> dict[str, Any]:
             "additionalProperties": False,
         }
         paths.update(_entity_paths(app, entity, prefix))
+    _declare_security(paths, public={prefix, f"{prefix}/openapi.json"})
     title = label_text(app.label, app.default_locale, app.name)
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": f"{title} API", "version": app.version or "0", "description": "Records of every entity; generated from the deployment's metadata."},
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {"schemas": schemas, "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearerAuth": []}],
     }
+
+
+def _declare_security(paths: dict[str, Any], public: set[str]) -> None:
+    """Every operation outside ``public`` answers 401 without credentials and 403 when the
+    caller's roles refuse it; the ``public`` ones need no credentials."""
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            if path in public:
+                operation["security"] = []
+            else:
+                operation["responses"] = {**operation["responses"], **_responses("401", "403")}

@@ -19,7 +19,15 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from formwork.metadata.model import App, Entity, label_text
 from formwork.problems import did_you_mean
-from formwork.records import FieldError, HookContext, RecordInvalid, RecordNotFound, RecordQuery, StaleVersion
+from formwork.records import (
+    FieldError,
+    HookContext,
+    PermissionDenied,
+    RecordInvalid,
+    RecordNotFound,
+    RecordQuery,
+    StaleVersion,
+)
 from formwork.records.hooks import call_hook
 from formwork.records.intake import read_values
 from formwork.records.listing import INTEGER_MAX, keyset_of
@@ -72,8 +80,12 @@ class Api:
         return self.schemas[entity.name].dump(record)
 
     def fetch(self, entity: str, ids: list[int]) -> list[dict[str, Any]]:
-        """Dumped records of ``ids`` the request's actor may read (for expanding links)."""
-        found = self.runtime.records.list(entity, request_actor(), RecordQuery(filters={"id": ids}, limit=len(ids)))
+        """Dumped records of ``ids`` the request's actor may read (for expanding links); none
+        when the actor may not read ``entity`` at all, so those links stay ``{"id": n}``."""
+        try:
+            found = self.runtime.records.list(entity, request_actor(), RecordQuery(filters={"id": ids}, limit=len(ids)))
+        except PermissionDenied:
+            return []
         target = self.app.entity(entity)
         return [self.dump(target, r) for r in found]
 
