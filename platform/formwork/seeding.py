@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
 from formwork.metadata.loader import Located, LocatedList, load_file
-from formwork.metadata.model import App, Entity
+from formwork.metadata.model import App, Entity, naming_field
 from formwork.metadata.project import Project
 from formwork.problems import Place, Problem, ProblemsFound, did_you_mean
 from formwork.records import (
@@ -130,7 +130,7 @@ class _Titles:
     known: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def key_field(self, entity: str) -> str | None:
-        return title_key(self.app.entity(entity))
+        return naming_field(self.app.entity(entity))
 
     def of(self, entity: str) -> dict[str, int]:
         if entity not in self.known:
@@ -143,15 +143,6 @@ class _Titles:
         key = self.key_field(entity)
         if key and record.get(key) is not None:
             self.of(entity)[str(record[key])] = record["id"]
-
-
-def title_key(entity: Entity) -> str | None:
-    """The field whose value names a record of ``entity`` in demo files."""
-    if entity.builtin and entity.name == "user":
-        return "username"
-    if entity.builtin and entity.name == "department":
-        return "name"
-    return entity.title_field
 
 
 def demo_files(project: Project) -> list[Path]:
@@ -288,7 +279,7 @@ def _titles_to_come(files: list[_DemoFile], skipped: set[str]) -> dict[str, set[
     """Entity -> titles the demo files will create (files of skipped entities excluded)."""
     coming: dict[str, set[str]] = {}
     for demo in files:
-        key = title_key(demo.entity)
+        key = naming_field(demo.entity)
         if demo.entity.name in skipped or key is None:
             continue
         for record in demo.records:
@@ -306,12 +297,12 @@ def _check_links(app: App, files: list[_DemoFile], skipped: set[str], titles: _T
     for demo in files:
         if demo.entity.name in skipped:
             continue
-        key = title_key(demo.entity)
+        key = naming_field(demo.entity)
         for index, record in enumerate(demo.records):
             for mapping, name, target, title, path in _link_values(app, demo.entity, record, f"records[{index}]"):
                 nested = mapping is not record
                 place = mapping.value_place(name)
-                if title_key(app.entity(target)) is None:
+                if naming_field(app.entity(target)) is None:
                     problems.append(Problem(UNRESOLVED, f"{target} has no title field: give the record's id", place, path))
                     continue
                 if title in titles.of(target) or title in created_before.get(target, set()):
@@ -376,7 +367,7 @@ def _write_file(
     so a later file can complete earlier ones (department managers once users exist)."""
     entity = demo.entity
     actor = Actor.system()
-    key = title_key(entity)
+    key = naming_field(entity)
     created = updated = 0
     file_pending: list[_PendingLink] = []
     with records.transaction() as conn:

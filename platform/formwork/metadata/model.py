@@ -69,6 +69,17 @@ DATERANGE_PRESETS = (
 )
 
 
+def naming_field(entity: Entity) -> str | None:
+    """The field whose value names a record of ``entity`` in files (demo data, import,
+    export): a user's username, a department's name, else the title field; None means
+    records are named by id only."""
+    if entity.builtin and entity.name == "user":
+        return "username"
+    if entity.builtin and entity.name == "department":
+        return "name"
+    return entity.title_field
+
+
 def label_text(label: dict[str, str], locale: str = "en", fallback: str = "") -> str:
     """The label in ``locale``, else English, else any locale, else ``fallback``."""
     if not label:

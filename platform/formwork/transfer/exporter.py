@@ -21,13 +21,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from formwork.expressions import EvalContext, ExpressionError, FieldScope, SqlScope, check, compile_sql, parse
-from formwork.metadata.model import Entity, Field
+from formwork.metadata.model import Entity, Field, naming_field
 from formwork.problems import did_you_mean
 from formwork.records import Actor, RecordInvalid, RecordQuery, RecordService
 from formwork.records.coerce import to_utc
 from formwork.transfer.headers import exported_fields, header_of
 from formwork.transfer.tabular import TableWriter
-from formwork.transfer.titles import title_field
 
 HEADER_STYLES = ("labels", "names")
 YIELD_PER = 1000
@@ -95,7 +94,7 @@ def _shown_title(records: RecordService, fld: Field, actor: Actor) -> str | None
     one hidden from the actor)."""
     if fld.type != "link" or not fld.to:
         return None
-    key = title_field(records.app.entity(fld.to))
+    key = naming_field(records.app.entity(fld.to))
     if key is None or key in records.policy.hidden_fields(fld.to, actor):
         return None
     return key

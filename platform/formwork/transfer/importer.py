@@ -26,12 +26,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from formwork.metadata.model import App, Entity, Field
+from formwork.metadata.model import App, Entity, Field, naming_field
 from formwork.problems import did_you_mean
 from formwork.records import Actor, FieldError, PluginFailure, RecordInvalid, RecordService
 from formwork.transfer.headers import ERRORS_COLUMN, Column, match_headers, normalise
 from formwork.transfer.tabular import FileUnreadable, TableReader, TableWriter, cell_text
-from formwork.transfer.titles import TitleResolver, title_field
+from formwork.transfer.titles import TitleResolver
 
 CHANNEL = "import"
 MODES = ("all-or-nothing", "valid-rows")
@@ -225,7 +225,7 @@ class Importer:
         row of the batch (a department's parent above it) starts a new batch, so the
         earlier row is stored by the time the link is looked up."""
         own_links = [c for c in columns if c.field.type == "link" and c.field.to == entity.name]
-        key = title_field(entity)
+        key = naming_field(entity)
         key_column = next((c for c in columns if c.field.name == key), None)
         batch: list[_Row] = []
         titles_in_batch: set[str] = set()
@@ -282,7 +282,7 @@ class Importer:
                 else:
                     row.values[fld.name] = _Unresolved(text)
                     hint = titles.suggestion(conn, target, text)
-                    key = title_field(self.app.entity(target))
+                    key = naming_field(self.app.entity(target))
                     how = f"its {key} or id" if key else "its id"
                     row.links[fld.name] = ("link", f"no {target} named '{text}' ({hint or f'give the record by {how}'})")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from formwork.metadata.model import App, Entity
+from formwork.metadata.model import App, naming_field
 from formwork.problems import did_you_mean
 from formwork.records import Actor, RecordPolicy
 from formwork.records.coerce import WrongType, coerce_value
@@ -27,15 +27,6 @@ CACHE_SIZE = 50_000
 SUGGESTION_POOL = 2000
 # Values per IN (...) list: well under every engine's bound-parameter limit.
 CHUNK = 500
-
-
-def title_field(entity: Entity) -> str | None:
-    """The field whose value names a record of ``entity`` in files (None: ids only)."""
-    if entity.builtin and entity.name == "user":
-        return "username"
-    if entity.builtin and entity.name == "department":
-        return "name"
-    return entity.title_field
 
 
 @dataclass(frozen=True)
@@ -60,7 +51,7 @@ class TitleResolver:
     def prefetch(self, conn: sa.Connection, target: str, titles: Iterable[str]) -> None:
         """Look up every title of ``titles`` not yet known, in a few queries."""
         wanted = sorted({t for t in titles if (target, t) not in self._cache})
-        key = title_field(self.app.entity(target))
+        key = naming_field(self.app.entity(target))
         if not wanted:
             return
         if key is None:
@@ -99,7 +90,7 @@ class TitleResolver:
     def suggestion(self, conn: sa.Connection, target: str, title: str) -> str | None:
         """A "did you mean" hint naming a close title of ``target`` (from its first
         ``SUGGESTION_POOL`` records), or None."""
-        key = title_field(self.app.entity(target))
+        key = naming_field(self.app.entity(target))
         if key is None:
             return None
         if target not in self._pools:
