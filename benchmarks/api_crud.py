@@ -37,12 +37,12 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
+from bench_database import fresh_database
 
 HERE = Path(__file__).resolve().parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
@@ -137,25 +137,6 @@ def prepare(root: Path, url: str, seed: int) -> None:
     accounts.create_user("bench_admin", None, admin=True)
     AUTH["Authorization"] = f"Bearer {accounts.create_token('bench_admin').token}"
     engine.dispose()
-
-
-@contextmanager
-def fresh_database(pg: str | None, folder: Path) -> Iterator[str]:
-    """A SQLite file in ``folder``, or a new database on the server of ``pg`` (dropped after)."""
-    if pg is None:
-        yield f"sqlite:///{folder / 'crud.db'}"
-        return
-    server = sa.engine.make_url(pg)
-    name = f"fw_bench_crud_{os.getpid()}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def free_port() -> int:
@@ -326,7 +307,7 @@ def main() -> None:
     # a SIGTERM unwinds like Ctrl-C: the servers are stopped and the database dropped
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit("stopped by SIGTERM"))
 
-    with tempfile.TemporaryDirectory(prefix="formwork-crud-") as folder, fresh_database(args.pg, Path(folder)) as url:
+    with tempfile.TemporaryDirectory(prefix="formwork-crud-") as folder, fresh_database(args.pg, Path(folder), "crud") as url:
         work = Path(folder)
         root = work / "project"
         write_project(root, url)

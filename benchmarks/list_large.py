@@ -29,11 +29,11 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
+from bench_database import fresh_database
 
 ENTITY = """
 kind: entity
@@ -67,25 +67,6 @@ SELECT i, timestamptz '2026-01-01 00:00:00+00', timestamptz '2026-01-01 00:00:00
        date '2026-01-01' + (i % 365), (ARRAY['alpha', 'beta', 'gamma'])[i % 3 + 1], i % 2 = 1
 FROM generate_series(1, :rows) AS i
 """
-
-
-@contextmanager
-def fresh_database(pg: str | None, folder: Path) -> Iterator[str]:
-    """A SQLite file in ``folder``, or a new database on the server of ``pg`` (dropped after)."""
-    if pg is None:
-        yield f"sqlite:///{folder / 'large.db'}"
-        return
-    server = sa.engine.make_url(pg)
-    name = f"fw_bench_list_{os.getpid()}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def interleaved_ms(actions: dict[str, Callable[[], object]], runs: int) -> dict[str, tuple[float, float]]:
@@ -134,7 +115,7 @@ def main() -> None:
     from formwork.storage import make_engine, migrate
     from formwork.web.app import build_runtime, create_app
 
-    with tempfile.TemporaryDirectory(prefix="formwork-list-") as folder, fresh_database(args.pg, Path(folder)) as url:
+    with tempfile.TemporaryDirectory(prefix="formwork-list-") as folder, fresh_database(args.pg, Path(folder), "list") as url:
         root = Path(folder) / "project"
         (root / "metadata").mkdir(parents=True)
         (root / "formwork.yaml").write_text(f"name: list_bench\nmetadata: [metadata]\ndatabase: '{url}'\n", encoding="utf-8")
