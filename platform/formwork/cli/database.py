@@ -69,9 +69,9 @@ def apply_migration(project: Project, app: App, engine: sa.Engine, allow_destruc
 
 def flows_in_flight(engine: sa.Engine, app: App) -> list[InFlight]:
     """Approvals under review whose current step (or flow) the new metadata no longer has."""
-    schema = build_schema(app)
     if not sa.inspect(engine).has_table("fw_flow_instance"):
         return []
+    schema = build_schema(app)
     with engine.connect() as conn:
         return in_flight_report(conn, app, {**schema.metadata.tables, **schema.tables})
 
