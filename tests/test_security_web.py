@@ -184,6 +184,22 @@ def test_bearer_tokens_work_until_they_expire_or_are_revoked(app, world):
     assert [e.detail["token_id"] for e in events(world, "token_revoked")] == [fresh.id]
 
 
+def test_a_tokens_last_use_is_kept_to_the_nearest_few_minutes(app, world):
+    client = app.test_client()
+    issued = world.accounts.create_token("alice", timedelta(days=30))
+    (info,) = world.accounts.list_tokens("alice")
+    assert info.last_used_at is None
+    first_use = world.clock.now
+    assert client.get("/api/v1/whoami", headers=bearer(issued.token)).status_code == 200
+    assert world.accounts.list_tokens("alice")[0].last_used_at == first_use
+    world.clock.now += timedelta(minutes=2)
+    assert client.get("/api/v1/whoami", headers=bearer(issued.token)).status_code == 200
+    assert world.accounts.list_tokens("alice")[0].last_used_at == first_use  # no write for a use this recent
+    world.clock.now += timedelta(minutes=10)
+    assert client.get("/api/v1/whoami", headers=bearer(issued.token)).status_code == 200
+    assert world.accounts.list_tokens("alice")[0].last_used_at == world.clock.now
+
+
 @pytest.mark.parametrize("header", ["Bearer", "Bearer abc", "Bearer fw_" + "A" * 43, "Basic YWxpY2U6cHc=", "bearer  ' OR 1=1 --",
                                     "Bearer fw_" + "A" * 5000])
 def test_malformed_or_unknown_credentials_are_401(app, header):

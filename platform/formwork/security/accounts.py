@@ -9,6 +9,7 @@ security event; a refusal raises ``AccountError`` and writes nothing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from formwork.metadata.model import ADMIN_ROLE, App
 from formwork.problems import did_you_mean
 from formwork.records import Actor, RecordInvalid, RecordService
+from formwork.records.coerce import to_utc
 from formwork.security import audit, sessions, tokens
 from formwork.security.grants import role_closure
 from formwork.security.passwords import PasswordRejected, check_password_policy, hash_password
@@ -58,19 +60,75 @@ def load_actor(conn: sa.Connection, app: App, schema: Schema, user_id: int) -> A
     """The ``Actor`` of an active user (roles from ``fw_user_role``, admin when a held role is
     or inherits ``admin``), or None when the user does not exist or is deactivated."""
     users = schema.tables["user"]
-    roles = security_tables(schema.metadata).user_roles
-    # one query, one row per role held: this runs on every authenticated request
-    rows = conn.execute(
-        sa.select(users.c.id, users.c.username, users.c.department, users.c.active, roles.c.role)
-        .select_from(users.outerjoin(roles, roles.c.user_id == users.c.id))
-        .where(users.c.id == user_id)
-    ).all()
+    actor, _row = _actor_through(conn, app, schema, users, users.c.id, user_id)
+    return actor
+
+
+@dataclass(frozen=True)
+class Credential:
+    """Who a token or session belongs to, read in one query: ``actor`` is None when the
+    credential is unknown, expired, revoked or its user is deactivated. ``token_id`` and
+    ``last_used_at`` let the caller note a token's use."""
+
+    actor: Actor | None
+    token_id: int | None = None
+    last_used_at: datetime | None = None
+
+
+def actor_for_token(conn: sa.Connection, app: App, schema: Schema, token: str, now: datetime) -> Credential:
+    """The actor behind a bearer token: the token row, its user and the user's roles in one
+    query (this runs on every API request). A malformed token costs no query."""
+    if not tokens.well_formed(token):
+        return Credential(None)
+    table = security_tables(schema.metadata).tokens
+    actor, row = _actor_through(conn, app, schema, table, table.c.token_hash, tokens.token_hash(token),
+                                "id", "expires_at", "revoked_at", "last_used_at")
+    if actor is None or row is None or row.credential_revoked_at is not None:
+        return Credential(None)
+    if row.credential_expires_at is not None and to_utc(row.credential_expires_at) <= now:
+        return Credential(None)
+    last_used = None if row.credential_last_used_at is None else to_utc(row.credential_last_used_at)
+    return Credential(actor, int(row.credential_id), last_used)
+
+
+def actor_for_session(conn: sa.Connection, app: App, schema: Schema, session_id: str, now: datetime) -> Credential:
+    """The actor of a live login session (session row, user and roles in one query)."""
+    digest = sessions.session_digest(session_id)
+    if digest is None:
+        return Credential(None)
+    table = security_tables(schema.metadata).sessions
+    actor, row = _actor_through(conn, app, schema, table, table.c.session_hash, digest, "expires_at")
+    if actor is None or row is None or to_utc(row.credential_expires_at) <= now:
+        return Credential(None)
+    return Credential(actor)
+
+
+def _actor_through(conn: sa.Connection, app: App, schema: Schema, source: sa.Table, key: sa.Column[Any], value: Any,
+                   *extra: str) -> tuple[Actor | None, sa.Row[Any] | None]:
+    """The active user that the row of ``source`` whose ``key`` is ``value`` leads to
+    (``source`` is the user table itself, or a table with a ``user_id`` column), with their
+    roles. Returns (actor, first row) so callers can read the ``extra`` columns of ``source``."""
+    statement = _actor_statement(schema.tables["user"], security_tables(schema.metadata).user_roles, source, key.name, extra)
+    rows = conn.execute(statement, {"fw_key": value}).all()
     if not rows or rows[0].active is False:
-        return None
+        return None, None
     row = rows[0]
     held = frozenset(r.role for r in rows if r.role is not None)
     is_admin = ADMIN_ROLE in role_closure(app, held)
-    return Actor(user_id=int(row.id), username=row.username, roles=held, department_id=row.department, is_admin=is_admin)
+    return Actor(user_id=int(row.id), username=row.username, roles=held, department_id=row.department, is_admin=is_admin), row
+
+
+@functools.lru_cache(maxsize=64)
+def _actor_statement(users: sa.Table, roles: sa.Table, source: sa.Table, key: str, extra: tuple[str, ...]) -> sa.Select[Any]:
+    """The user-and-roles query through ``source`` (one row per role held), built once: it
+    runs on every authenticated request."""
+    joined = users if source is users else source.join(users, users.c.id == source.c.user_id)
+    columns = [source.c[name].label(f"credential_{name}") for name in extra]
+    return (
+        sa.select(*columns, users.c.id, users.c.username, users.c.department, users.c.active, roles.c.role)
+        .select_from(joined.outerjoin(roles, roles.c.user_id == users.c.id))
+        .where(source.c[key] == sa.bindparam("fw_key"))
+    )
 
 
 class Accounts:

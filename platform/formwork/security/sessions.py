@@ -2,7 +2,7 @@
 
 The browser's cookie carries a random session id; ``fw_session`` keeps its sha256, the user
 and the expiry. Logout deletes the row, so a copied cookie stops working at once; a user
-who is deactivated is refused on the next request (``load_actor`` checks ``active``).
+who is deactivated is refused on the next request (``accounts.actor_for_session`` checks ``active``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import secrets
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-
-from formwork.records.coerce import to_utc
 
 SESSION_LIFETIME = timedelta(hours=12)
 
@@ -33,14 +31,11 @@ def start_session(conn: sa.Connection, sessions: sa.Table, user_id: int, now: da
     return session_id
 
 
-def session_user(conn: sa.Connection, sessions: sa.Table, session_id: str, now: datetime) -> int | None:
-    """The user of a live session, else None."""
-    if not isinstance(session_id, str) or len(session_id) > 100:
+def session_digest(session_id: object) -> str | None:
+    """The stored hash of a cookie's session id, or None when the value cannot be one."""
+    if not isinstance(session_id, str) or not session_id or len(session_id) > 100:
         return None
-    row = conn.execute(sa.select(sessions.c.user_id, sessions.c.expires_at).where(sessions.c.session_hash == _digest(session_id))).first()
-    if row is None or to_utc(row.expires_at) <= now:
-        return None
-    return int(row.user_id)
+    return _digest(session_id)
 
 
 def end_session(conn: sa.Connection, sessions: sa.Table, session_id: str) -> int | None:

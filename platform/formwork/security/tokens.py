@@ -3,7 +3,8 @@
 A token is 32 random bytes (URL-safe base64 behind the ``fw_`` prefix). It is shown once,
 when created; the database keeps only its sha256, a short prefix for people to recognise it,
 the expiry and the revocation time. A token works while it is neither expired nor revoked
-and its user is active (the caller checks ``active`` on every request via ``load_actor``).
+and its user is active (``accounts.actor_for_token`` reads token, user and roles in one query on
+every request).
 """
 
 from __future__ import annotations
@@ -87,23 +88,13 @@ def well_formed(token: str) -> bool:
     return bool(_TOKEN_SHAPE.fullmatch(token))
 
 
-def token_user(conn: sa.Connection, tokens: sa.Table, token: str, now: datetime) -> int | None:
-    """The user id of a valid token (well formed, known, not revoked, not expired), else None;
-    notes the token's last use (at most every few minutes)."""
-    if not well_formed(token):
-        return None
-    row = conn.execute(
-        sa.select(tokens.c.id, tokens.c.user_id, tokens.c.expires_at, tokens.c.revoked_at, tokens.c.last_used_at)
-        .where(tokens.c.token_hash == token_hash(token))
-    ).first()
-    if row is None or row.revoked_at is not None:
-        return None
-    if row.expires_at is not None and to_utc(row.expires_at) <= now:
-        return None
-    # the last use is kept to the nearest few minutes: a write on every request would cost
-    if row.last_used_at is None or to_utc(row.last_used_at) < now - LAST_USE_PRECISION:
-        conn.execute(sa.update(tokens).where(tokens.c.id == row.id).values(last_used_at=now))
-    return int(row.user_id)
+def note_use(conn: sa.Connection, tokens: sa.Table, token_id: int, last_used_at: datetime | None, now: datetime) -> bool:
+    """Record that a token was used now, unless its last use is recent; True when it wrote.
+    The last use is kept to the nearest few minutes: a write on every request would cost."""
+    if last_used_at is not None and last_used_at >= now - LAST_USE_PRECISION:
+        return False
+    conn.execute(sa.update(tokens).where(tokens.c.id == token_id).values(last_used_at=now))
+    return True
 
 
 def list_tokens(conn: sa.Connection, tokens: sa.Table, user_id: int) -> list[TokenInfo]:

@@ -35,7 +35,7 @@ from werkzeug.datastructures import MultiDict
 
 from formwork.records import Actor
 from formwork.security import audit, sessions, tokens
-from formwork.security.accounts import load_actor
+from formwork.security.accounts import Credential, actor_for_session, actor_for_token
 from formwork.security.login import attempt_login
 from formwork.security.tables import SecurityTables, security_tables
 from formwork.web.runtime import Runtime
@@ -111,16 +111,15 @@ def current_actor() -> Actor | None:
         flask.g.formwork_actor = None
         return None
     now = auth.now()
-    actor = None
-    with runtime.engine.begin() as conn:
+    with runtime.engine.connect() as conn:
         if header is not None:
             scheme, _, token = header.partition(" ")
-            user_id = tokens.token_user(conn, auth.tables.tokens, token.strip(), now) if scheme.lower() == "bearer" else None
+            found = actor_for_token(conn, runtime.app_model, runtime.schema, token.strip(), now) if scheme.lower() == "bearer" else Credential(None)
+            if found.token_id is not None and tokens.note_use(conn, auth.tables.tokens, found.token_id, found.last_used_at, now):
+                conn.commit()
         else:
-            session_id = flask.session.get(SESSION_KEY)
-            user_id = sessions.session_user(conn, auth.tables.sessions, session_id, now) if session_id else None
-        if user_id is not None:
-            actor = load_actor(conn, runtime.app_model, runtime.schema, user_id)
+            found = actor_for_session(conn, runtime.app_model, runtime.schema, flask.session.get(SESSION_KEY), now)
+    actor = found.actor
     flask.g.formwork_actor = actor
     return actor
 
