@@ -47,6 +47,8 @@ RESERVED_WORDS = frozenset(
     nonlocal pass raise return try while yield
     """.split()
 )
+# Paths the REST API serves beside /api/v1/<entity>: an entity of that name could not be listed.
+API_ROUTE_NAMES = frozenset({"tasks", "notifications", "workflow"})
 NUMERIC = ("integer", "decimal")
 STRINGISH = ("string", "text", "email")
 PARAM_VARIABLE_TYPES = {
@@ -108,7 +110,10 @@ class Checker:
         for extra in apps[1:]:
             self.add("FW-E203", f"a second app object '{extra['name']}'; a deployment has at most one", extra, ["name"], f"the first is in {apps[0].place}")
         for (kind, name), data in sorted(self.objects.items()):
-            self.check_name(kind, name, data, ["name"], identifier=kind == "entity" and name not in BUILTIN_ENTITIES)
+            if self.check_name(kind, name, data, ["name"], identifier=kind == "entity" and name not in BUILTIN_ENTITIES):
+                if kind == "entity" and name in API_ROUTE_NAMES:
+                    self.add("FW-E202", f"entity name '{name}' is reserved: /api/v1/{name} is a path of the REST API (workflow inbox, notifications and statistics)",
+                             data, ["name"], f"choose another name, for example 'project_{name}'")
             getattr(self, f"check_{kind}")(data)
             self.check_label_locales(kind, data)
         self.check_flows_per_entity()
