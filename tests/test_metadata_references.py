@@ -459,8 +459,8 @@ CASES = [
             """,
         },
         [
-            "metadata/x.yaml:2: name: [FW-E202] entity name 'tasks' is reserved: /api/v1/tasks is a path of the REST API (workflow inbox, notifications and statistics) — choose another name, for example 'project_tasks'",
-            "metadata/y.yaml:2: name: [FW-E202] entity name 'notifications' is reserved: /api/v1/notifications is a path of the REST API (workflow inbox, notifications and statistics) — choose another name, for example 'project_notifications'",
+            "metadata/x.yaml:2: name: [FW-E202] entity name 'tasks' is reserved: /api/v1/tasks is a path of the REST API (workflow inbox, notifications, statistics, the caller's account) — choose another name, for example 'project_tasks'",
+            "metadata/y.yaml:2: name: [FW-E202] entity name 'notifications' is reserved: /api/v1/notifications is a path of the REST API (workflow inbox, notifications, statistics, the caller's account) — choose another name, for example 'project_notifications'",
         ],
         id="entity_names_of_api_paths",
     ),

@@ -48,7 +48,7 @@ RESERVED_WORDS = frozenset(
     """.split()
 )
 # Paths the REST API serves beside /api/v1/<entity>: an entity of that name could not be listed.
-API_ROUTE_NAMES = frozenset({"tasks", "notifications", "workflow"})
+API_ROUTE_NAMES = frozenset({"tasks", "notifications", "workflow", "me"})
 NUMERIC = ("integer", "decimal")
 STRINGISH = ("string", "text", "email")
 PARAM_VARIABLE_TYPES = {
@@ -112,7 +112,7 @@ class Checker:
         for (kind, name), data in sorted(self.objects.items()):
             if self.check_name(kind, name, data, ["name"], identifier=kind == "entity" and name not in BUILTIN_ENTITIES):
                 if kind == "entity" and name in API_ROUTE_NAMES:
-                    self.add("FW-E202", f"entity name '{name}' is reserved: /api/v1/{name} is a path of the REST API (workflow inbox, notifications and statistics)",
+                    self.add("FW-E202", f"entity name '{name}' is reserved: /api/v1/{name} is a path of the REST API (workflow inbox, notifications, statistics, the caller's account)",
                              data, ["name"], f"choose another name, for example 'project_{name}'")
             getattr(self, f"check_{kind}")(data)
             self.check_label_locales(kind, data)

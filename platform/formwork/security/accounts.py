@@ -23,13 +23,26 @@ from formwork.records import Actor, RecordInvalid, RecordService
 from formwork.records.coerce import to_utc
 from formwork.security import audit, sessions, tokens
 from formwork.security.grants import role_closure
-from formwork.security.passwords import PasswordRejected, check_password_policy, hash_password
+from formwork.security.login import locked_message, locked_until
+from formwork.security.passwords import (
+    PasswordRejected,
+    check_password_policy,
+    hash_password,
+    verify_password,
+)
 from formwork.security.tables import SecurityTables, security_tables
 from formwork.storage import Schema
 
 
 class AccountError(Exception):
-    """A refused account operation; ``str()`` is the message for the admin. Nothing was written."""
+    """A refused account operation; ``str()`` is the message for the admin. Nothing was written.
+    ``field`` names the input at fault where there is one (for the API's error list), ``code``
+    says what kind of refusal it is."""
+
+    def __init__(self, message: str, field: str = "", code: str = "refused"):
+        super().__init__(message)
+        self.field = field
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -156,7 +169,7 @@ class Accounts:
         if found is None:
             known = list(conn.execute(sa.select(users.c.username)).scalars())
             hint = did_you_mean(username, known)
-            raise AccountError(f"no user named '{username}'" + (f" ({hint})" if hint else ""))
+            raise AccountError(f"no user named '{username}'" + (f" ({hint})" if hint else ""), "user", "unknown_user")
         return int(found)
 
     def require_user(self, username: str) -> int:
@@ -185,7 +198,7 @@ class Accounts:
         if role not in self.app.roles:
             hint = did_you_mean(role, list(self.app.roles))
             raise AccountError(f"role '{role}' is not defined in the metadata" + (f" ({hint})" if hint else "")
-                               + "; roles: " + ", ".join(sorted(self.app.roles)))
+                               + "; roles: " + ", ".join(sorted(self.app.roles)), "roles", "unknown_role")
 
     # ----------------------------------------------------------------- users
 
@@ -224,6 +237,31 @@ class Accounts:
             sessions.end_user_sessions(conn, self.security.sessions, user_id)
             self._event(conn, "password_changed", now, username)
 
+    def change_own_password(self, username: str, current: str, new: str, remote_addr: str | None = None) -> None:
+        """A user replaces their own password, proving the current one first. Wrong current
+        passwords count as failed logins (the same lockout applies), so a stolen session
+        cannot be used to guess the password; the user's other sessions end."""
+        now = self.clock()
+        users = self.tables["user"]
+        attempts = self.security.login_attempts
+        with self.records.transaction() as conn:
+            until = locked_until(conn, attempts, username, now)
+            if until is not None:
+                raise AccountError(locked_message(until, now), "current_password", "locked")
+            stored = conn.execute(sa.select(users.c.password_hash).where(users.c.username == username)).scalar()
+            right = verify_password(stored, current or "")
+        if not right:
+            with self.records.transaction() as conn:
+                conn.execute(sa.insert(attempts).values(username=username, at=now, succeeded=False, remote_addr=(remote_addr or "")[:64] or None))
+                audit.record_event(conn, self.security.events, "password_change_failed", now, username=username, actor=username,
+                                   remote_addr=remote_addr)
+            raise AccountError("is not your current password", "current_password", "wrong_password")
+        try:
+            check_password_policy(new, username)
+        except PasswordRejected as rejected:
+            raise AccountError(str(rejected), "password", "password_policy") from None
+        self.set_password(username, new)
+
     def deactivate(self, username: str) -> None:
         """Deactivate a user: their sessions end, their tokens and login stop working."""
         now = self.clock()
@@ -256,6 +294,33 @@ class Accounts:
             roles = self.security.user_roles
             conn.execute(sa.delete(roles).where(roles.c.user_id == user_id, roles.c.role == role))
             self._event(conn, "role_revoked", now, username, {"role": role})
+
+    def role_is_admin(self, role: str) -> bool:
+        """True when ``role`` is or inherits the admin role."""
+        return ADMIN_ROLE in role_closure(self.app, frozenset({role}))
+
+    def roles_of(self, username: str) -> list[str]:
+        """The roles ``username`` holds, sorted."""
+        with self.records.engine.connect() as conn:
+            return sorted(self._roles_of(conn, self.user_id(conn, username)))
+
+    def set_roles(self, username: str, roles: Iterable[str]) -> list[str]:
+        """Make ``roles`` exactly the roles of ``username`` (each grant and revocation is a
+        security event); returns them sorted. Every role must be defined in the metadata."""
+        wanted = set(roles)
+        for role in sorted(wanted):
+            self.check_role(role)
+        now = self.clock()
+        table = self.security.user_roles
+        with self.records.transaction() as conn:
+            user_id = self.user_id(conn, username)
+            held = self._roles_of(conn, user_id)
+            for role in sorted(held - wanted):
+                conn.execute(sa.delete(table).where(table.c.user_id == user_id, table.c.role == role))
+                self._event(conn, "role_revoked", now, username, {"role": role})
+            for role in sorted(wanted - held):
+                self._grant(conn, user_id, username, role, now)
+        return sorted(wanted)
 
     def list_users(self) -> list[UserInfo]:
         """Every user with department name and roles, by username."""
@@ -341,7 +406,7 @@ class Accounts:
         try:
             check_password_policy(password, username)
         except PasswordRejected as rejected:
-            raise AccountError(str(rejected)) from None
+            raise AccountError(str(rejected), "password", "password_policy") from None
 
     def _store_hash(self, conn: sa.Connection, user_id: int, password: str) -> None:
         users = self.tables["user"]

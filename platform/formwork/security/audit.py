@@ -27,6 +27,7 @@ EVENTS = (
     "user_created",
     "user_deactivated",
     "password_changed",
+    "password_change_failed",
 )
 
 

@@ -74,7 +74,7 @@ def attempt_login(conn: sa.Connection, users: sa.Table, security: SecurityTables
     if until is not None:
         audit.record_event(conn, security.events, "login_failed", now, username=username, actor=username, remote_addr=address,
                            detail={"reason": "locked"})
-        return LoginOutcome(None, _locked_message(until, now), until)
+        return LoginOutcome(None, locked_message(until, now), until)
     row = conn.execute(sa.select(users.c.id, users.c.password_hash, users.c.active).where(users.c.username == username)).first()
     matches = verify_password(row.password_hash if row is not None else None, password or "")
     ok = matches and row is not None and row.active is not False
@@ -89,10 +89,11 @@ def attempt_login(conn: sa.Connection, users: sa.Table, security: SecurityTables
     if until is not None:
         audit.record_event(conn, security.events, "lockout", now, username=username, actor=username, remote_addr=address,
                            detail={"until": until.isoformat()})
-        return LoginOutcome(None, _locked_message(until, now), until)
+        return LoginOutcome(None, locked_message(until, now), until)
     return LoginOutcome(None, WRONG_CREDENTIALS)
 
 
-def _locked_message(until: datetime, now: datetime) -> str:
+def locked_message(until: datetime, now: datetime) -> str:
+    """What a locked-out user reads: how many minutes remain."""
     minutes = max(1, math.ceil((until - now).total_seconds() / 60))
     return f"too many failed logins: try again in {minutes} minute{'s' if minutes != 1 else ''}"

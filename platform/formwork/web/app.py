@@ -23,6 +23,7 @@ from formwork.records import RecordService
 from formwork.security import RolePolicy
 from formwork.storage import build_schema, make_engine, read_state
 from formwork.web.api import register_api, request_actor
+from formwork.web.api_accounts import accounts_blueprint
 from formwork.web.api_transfer import transfer_blueprint
 from formwork.web.api_workflow import workflow_blueprint
 from formwork.web.assets import ui_root
@@ -81,6 +82,7 @@ def create_app(
     register_api(app)
     app.register_blueprint(workflow_blueprint(actor=request_actor))
     app.register_blueprint(transfer_blueprint(actor=request_actor))
+    app.register_blueprint(accounts_blueprint())
 
     @app.context_processor
     def formwork_context() -> dict[str, Any]:
