@@ -22,6 +22,7 @@ from formwork.plugins import HookRegistry, load_plugins
 from formwork.records import RecordService
 from formwork.security import RolePolicy
 from formwork.storage import build_schema, make_engine, read_state
+from formwork.web.account_screens import register_account_screens
 from formwork.web.api import register_api, request_actor
 from formwork.web.api_accounts import accounts_blueprint
 from formwork.web.api_transfer import transfer_blueprint
@@ -79,6 +80,7 @@ def create_app(
         theme=Bootstrap4Theme(base_template="formwork/admin_base.html", fluid=True),
     )
     register_screens(admin, runtime)
+    register_account_screens(admin, runtime)
     register_api(app)
     app.register_blueprint(workflow_blueprint(actor=request_actor))
     app.register_blueprint(transfer_blueprint(actor=request_actor))
