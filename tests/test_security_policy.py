@@ -268,3 +268,29 @@ def test_the_workflow_channel_writes_what_the_workflow_engine_allowed(world):
     assert str(world.records.get("ticket", ticket["id"], world.actor("root"))["budget"]) == "5.00"
     with pytest.raises(RecordNotFound):
         world.records.update("ticket", ticket["id"], {"budget": "6"}, world.actor("bob"), "api", 2)
+
+
+def test_users_with_the_same_row_rule_each_list_their_own_rows_again_and_again(tmp_path: Path, db_url: str) -> None:
+    # the list statement is prepared once per row filter: two users of one role must never share it
+    people = {"sam": (("dept",), "SALES"), "otto": (("dept",), "OPS"), "ann": (("author",), "SALES"), "abe": (("author",), "OPS")}
+    world = build_world(tmp_path / "helpdesk", db_url, people)
+    try:
+        for n in range(3):
+            world.ticket(f"sales {n}", "ann", "SALES")
+            world.ticket(f"ops {n}", "abe", "OPS")
+        actors = {name: world.actor(name) for name in people}
+        wanted = {"sam": "sales", "otto": "ops", "ann": "sales", "abe": "ops"}
+        for _round in range(3):
+            for name, prefix in wanted.items():
+                listed = {
+                    "newest two": [r["title"] for r in world.records.list("ticket", actors[name], RecordQuery(sort=("-id",), limit=2))],
+                    "all": [r["title"] for r in world.records.list("ticket", actors[name], RecordQuery(sort=("id",)))],
+                    "sales 1": [r["title"] for r in world.records.list("ticket", actors[name], RecordQuery(filters={"title": "sales 1"}))],
+                }
+                assert listed == {
+                    "newest two": [f"{prefix} 2", f"{prefix} 1"],
+                    "all": [f"{prefix} 0", f"{prefix} 1", f"{prefix} 2"],
+                    "sales 1": ["sales 1"] if prefix == "sales" else [],
+                }, name
+    finally:
+        world.engine.dispose()

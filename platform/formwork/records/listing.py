@@ -253,7 +253,7 @@ class Listing:
         None: such a list runs a statement prepared once per shape with the values as
         parameters."""
         query = self.query
-        if self.limit is not None or query.expression is not None or query.search or query.after is not None:
+        if query.expression is not None or query.search or query.after is not None:
             return None
         if any(c.op != "eq" for c in query.conditions):
             return None
@@ -303,7 +303,7 @@ def list_rows(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], ent
     keys = listing.keys()
     if simple is not None and not listing.errors:
         names = tuple(name for name, _value in simple)
-        statement = cached(table, entity, ("list", names, tuple(query.sort), query.limit is not None), lambda: _prepared(listing, names, keys))
+        statement = _prepared_for(listing, names, keys)
         params = {f"fw_{n}": value for n, (_name, value) in enumerate(simple)}
         params["fw_offset"] = max(query.offset, 0)
         if query.limit is not None:
@@ -321,13 +321,31 @@ def list_rows(conn: sa.Connection, app: App, tables: Mapping[str, sa.Table], ent
     return [shape.read(row) for row in _run(conn, statement, query)]
 
 
+def _prepared_for(listing: Listing, names: tuple[str, ...], keys: list[tuple[Field, bool]]) -> sa.Select[Any]:
+    """The prepared list statement of this shape of query, built once per shape and row filter.
+
+    The policy hands out the same row filter object for the same actor while its conditions
+    stay valid, so a user with a row rule lists through one statement too; the entry keeps
+    the filter object and is only used for that very object."""
+    query, limit = listing.query, listing.limit
+    key = ("list", names, tuple(query.sort), query.limit is not None, None if limit is None else id(limit))
+    kept_limit, statement = cached(listing.table, listing.entity, key, lambda: (limit, _prepared(listing, names, keys)))
+    if kept_limit is not limit:
+        return _prepared(listing, names, keys)
+    return statement
+
+
 def _prepared(listing: Listing, names: tuple[str, ...], keys: list[tuple[Field, bool]]) -> sa.Select[Any]:
-    """The list statement for equality filters on ``names`` sorted by ``keys``, its values
-    as parameters: ``fw_0``.. for the filters, ``fw_offset`` and (if limited) ``fw_limit``."""
+    """The list statement for equality filters on ``names`` sorted by ``keys`` within the row
+    filter, its values as parameters: ``fw_0``.. for the filters, ``fw_offset`` and (if
+    limited) ``fw_limit``."""
     table = listing.table
+    conditions = [table.c[name] == sa.bindparam(f"fw_{n}") for n, name in enumerate(names)]
+    if listing.limit is not None:
+        conditions.append(listing.limit)
     statement = (
         record_shape(table, listing.entity)
-        .select.where(*(table.c[name] == sa.bindparam(f"fw_{n}") for n, name in enumerate(names)))
+        .select.where(*conditions)
         .order_by(*listing.order(keys))
         .offset(sa.bindparam("fw_offset", type_=sa.Integer()))
     )

@@ -42,6 +42,7 @@ class RolePolicy:
         self.clock = clock or (lambda: datetime.now(UTC))
         self._grants: dict[tuple[frozenset[str], str], tuple[SourcedGrant, ...]] = {}
         self._accesses: dict[tuple[str, Actor, sa.Table, str], tuple[Access, ...]] = {}
+        self._filters: dict[tuple[str, Actor, sa.Table, str], tuple[tuple[Access, ...], sa.ColumnElement[bool] | None]] = {}
 
     def grants(self, entity: str, actor: Actor) -> tuple[SourcedGrant, ...]:
         """The grants on ``entity`` of the actor's roles (inherited ones included)."""
@@ -92,11 +93,22 @@ class RolePolicy:
     def row_filter(self, entity: str, actor: Actor, table: sa.Table, action: str = "read") -> sa.ColumnElement[bool] | None:
         """The OR of the row rules of the grants allowing ``action`` (false when none does)."""
         found = self.accesses(entity, actor, table, action)
+        key = (entity, actor, table, action)
+        kept = self._filters.get(key)
+        if kept is not None and kept[0] is found:
+            # the same object for the same accesses: the list stage reuses the statement built with it
+            return kept[1]
         if not found:
-            return sa.false()
-        if any(a.rows is None for a in found):
-            return None
-        return sa.or_(*[a.rows for a in found if a.rows is not None])
+            clause: sa.ColumnElement[bool] | None = sa.false()
+        elif any(a.rows is None for a in found):
+            clause = None
+        else:
+            clause = sa.or_(*[a.rows for a in found if a.rows is not None])
+        if found is self._accesses.get(key):
+            if len(self._filters) >= ACCESS_CACHE_SIZE:
+                self._filters.clear()
+            self._filters[key] = (found, clause)
+        return clause
 
     def hidden_fields(self, entity: str, actor: Actor) -> frozenset[str]:
         """Fields hidden by any grant that allows reading (so hidden on some rows)."""
