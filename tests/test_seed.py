@@ -77,6 +77,7 @@ DEMO = {
         records:
           - code: O-1
             customer: carol
+            created_by: bob
             lines:
               - {product: Pen, quantity: 10}
               - {product: Paper, quantity: 2}
@@ -189,6 +190,41 @@ def test_unresolvable_links_are_reported_before_anything_is_written(tmp_path: Pa
     assert any("demo/40_sales.yaml:3: records[0].customer: [FW-E082] no user named 'zoe'" in line for line in shown), shown
     assert any("records[0].lines[0].product: [FW-E082] no product named 'Pens'" in line and "'Pen'" in line for line in shown), shown
     assert any("demo/05_early.yaml:3: records[0].customer: [FW-E082] user 'alice' is created later" in line for line in shown), shown
+    assert deployment.counts() == {"department": 0, "user": 0, "product": 0, "sale": 0}
+    deployment.engine.dispose()
+
+
+def test_a_record_is_written_as_its_created_by_user(deployment: Deployment) -> None:
+    deployment.seed()
+    users = deployment.by("user", "username")
+    (sale,) = deployment.rows("sale")
+    assert sale["created_by"] == users["bob"]["id"]
+    assert all(row["created_by"] is None for row in deployment.rows("product"))  # no created_by: the system
+    audit = deployment.schema.metadata.tables["fw_audit"]
+    with deployment.engine.connect() as conn:
+        who = conn.execute(sa.select(audit.c.user_id, audit.c.channel).where(audit.c.entity == "sale")).all()
+    assert [(row.user_id, row.channel) for row in who] == [(users["bob"]["id"], "seed")]
+
+
+def test_an_unknown_or_later_created_by_user_is_reported_before_anything_is_written(tmp_path: Path, db_url: str) -> None:
+    write(tmp_path, METADATA | DEMO)
+    write(tmp_path, {
+        "demo/30_products.yaml": "entity: product\nrecords:\n  - {name: Pen, created_by: bobb}\n  - {name: Ink, created_by: 7}\n",
+        "demo/15_early.yaml": "entity: product\nrecords:\n  - {name: Paper, created_by: dave}\n",
+    })
+    deployment = Deployment(tmp_path, db_url)
+    with pytest.raises(ProblemsFound) as raised:
+        deployment.seed()
+    shown = [p.format() for p in raised.value.problems]
+    assert any("demo/30_products.yaml:4: records[1].created_by: [FW-E080] 'created_by' takes the username" in line for line in shown), shown
+    write(tmp_path, {"demo/30_products.yaml": "entity: product\nrecords:\n  - {name: Pen, created_by: bobb}\n"})
+    with pytest.raises(ProblemsFound) as raised:
+        deployment.seed()
+    shown = [p.format() for p in raised.value.problems]
+    assert any("demo/15_early.yaml:3: records[0].created_by: [FW-E082] no user named 'dave' exists before this record — create the user in an earlier file" in line
+               for line in shown), shown
+    assert any("demo/30_products.yaml:3: records[0].created_by: [FW-E082] no user named 'bobb' exists before this record — did you mean 'bob'?" in line
+               for line in shown), shown
     assert deployment.counts() == {"department": 0, "user": 0, "product": 0, "sale": 0}
     deployment.engine.dispose()
 

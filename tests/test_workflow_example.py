@@ -18,6 +18,7 @@ from formwork.security.policy import RolePolicy
 from formwork.seeding import seed_demo
 from formwork.storage import build_schema, make_engine, migrate
 from formwork.workflow.actions import FlowEngine
+from formwork.workflow.errors import ActionRefused
 
 TIERS = {
     3000: ("office", "OF-A4-80", 120, "25.00"),
@@ -88,3 +89,17 @@ def test_three_tiers_of_purchase_requests(example: Example) -> None:
     assert example.act("wang.jianguo", large, "approve") == "approved"
     decided = example.records.get("purchase_request", large["id"], Actor.system())
     assert decided["decided_on"] is not None  # the deployment's own hook saw the status change
+
+
+def test_seeded_drafts_are_submitted_by_their_requesters(example: Example) -> None:
+    # the demo writes each request as its requester, so the people of the walkthrough act on their own drafts
+    table = example.flows.tables["purchase_request"]
+    with example.engine.connect() as conn:
+        draft = conn.execute(sa.select(table).where(table.c.title == "客户定制办公椅备货")).mappings().one()
+    assert draft["status"] == "draft"
+    assert draft["created_by"] == example.actor("huang.lei").user_id
+    with pytest.raises(ActionRefused) as refused:
+        example.act("emily.carter", dict(draft), "submit")
+    assert refused.value.code == "not_initiator"
+    assert example.act("huang.lei", dict(draft), "submit") == "pending"
+    assert draft["id"] in example.waiting("wu.hao")

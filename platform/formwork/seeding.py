@@ -46,6 +46,8 @@ from formwork.storage import Schema
 CHANNEL = "seed"
 FILE_KEYS = ("entity", "records")
 USER_EXTRA_KEYS = ("password", "roles")
+# Who a demo record is written as (its created_by): the person who may submit it for approval.
+CREATOR_KEY = "created_by"
 ROLE_TABLE = "fw_user_role"
 
 # Problem codes of demo data (listed in docs/errors.md; the file format is in docs/screens.md).
@@ -235,6 +237,10 @@ def _check_record(app: App, entity: Entity, record: Located, path: str, problems
     extra = USER_EXTRA_KEYS if top and entity.builtin and entity.name == "user" else ()
     for key, value in record.items():
         where = f"{path}.{key}"
+        if top and key == CREATOR_KEY:
+            if not isinstance(value, str) or not value:
+                problems.append(Problem(SHAPE, f"'{CREATOR_KEY}' takes the username of the person who created the record", record.value_place(key), where))
+            continue
         if key in extra:
             if key == "roles" and (not isinstance(value, list) or not all(isinstance(r, str) for r in value)):
                 problems.append(Problem(SHAPE, "'roles' must be a list of role names", record.value_place(key), where))
@@ -315,6 +321,12 @@ def _check_links(app: App, files: list[_DemoFile], skipped: set[str], titles: _T
                         Problem(UNRESOLVED, f"{target} '{title}' is created later; this link cannot wait", place, path,
                                 "move the file (or record) that creates it before this one")
                     )
+            creator = record.get(CREATOR_KEY)
+            if isinstance(creator, str) and creator not in titles.of("user") and creator not in created_before.get("user", set()):
+                known = list(titles.of("user")) + sorted(coming.get("user", set()))
+                hint = "create the user in an earlier file" if creator in coming.get("user", set()) else did_you_mean(creator, known)
+                problems.append(Problem(UNRESOLVED, f"no user named '{creator}' exists before this record", record.value_place(CREATOR_KEY),
+                                        f"records[{index}].{CREATOR_KEY}", hint))
             if key is not None and record.get(key) is not None:
                 created_before.setdefault(demo.entity.name, set()).add(str(record[key]))
     if problems:
@@ -326,7 +338,7 @@ def _resolve(app: App, entity: Entity, record: Located, titles: _Titles) -> tupl
     values: dict[str, Any] = {}
     later: dict[str, str] = {}
     for key, value in record.items():
-        if key in USER_EXTRA_KEYS and entity.builtin and entity.name == "user":
+        if key == CREATOR_KEY or (key in USER_EXTRA_KEYS and entity.builtin and entity.name == "user"):
             continue
         fld = entity.fields[str(key)]
         if fld.type == "link" and isinstance(value, str):
@@ -366,7 +378,7 @@ def _write_file(
     A record whose title names a record this seeding already wrote updates that record,
     so a later file can complete earlier ones (department managers once users exist)."""
     entity = demo.entity
-    actor = Actor.system()
+    system = Actor.system()
     key = naming_field(entity)
     created = updated = 0
     file_pending: list[_PendingLink] = []
@@ -374,6 +386,9 @@ def _write_file(
         for index, record in enumerate(demo.records):
             values, later = _resolve(app, entity, record, titles)
             existing = titles.of(entity.name).get(str(record[key])) if key and record.get(key) is not None else None
+            creator = record.get(CREATOR_KEY)
+            # written as the named person (created_by), with the seed's full rights
+            actor = system if creator is None else Actor(user_id=titles.of("user")[creator], username=creator, is_admin=True)
             try:
                 if existing is None:
                     saved = records.create(entity.name, values, actor, CHANNEL)
