@@ -349,6 +349,10 @@ def _check_record(app: App, entity: str, record: dict, titles: dict[str, set], w
             name == "status" and app.entities[entity].has_status
         ):
             continue
+        if name == "created_by":
+            if value not in titles.get("user", set()):
+                wrong.append(f"{where}: created_by {value!r} names no user")
+            continue
         field = fields.get(name)
         if field is None:
             wrong.append(f"{where}: unknown field {name}")
