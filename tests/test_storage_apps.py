@@ -121,4 +121,10 @@ def test_child_tables_get_parent_columns():
 def test_an_index_declared_twice_is_built_once():
     twice = entity("ticket", field("owner", "link", to="user"), field("code", index=True), indexes=(("owner",), ("code",)))
     names = sorted(ix.name for ix in build_schema(make_app(twice)).table("ticket").indexes)
-    assert names == ["ix_ticket_code", "ix_ticket_owner"]
+    assert names == ["ix_ticket_code", "ix_ticket_created_by", "ix_ticket_owner"]
+
+
+def test_links_and_the_creator_are_indexed_with_the_id_for_newest_first_lists():
+    ticket = entity("ticket", field("owner", "link", to="user"), field("code", index=True))
+    indexes = {ix.name: [c.name for c in ix.columns] for ix in build_schema(make_app(ticket)).table("ticket").indexes}
+    assert indexes == {"ix_ticket_owner": ["owner", "id"], "ix_ticket_created_by": ["created_by", "id"], "ix_ticket_code": ["code"]}

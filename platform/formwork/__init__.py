@@ -1,3 +1,3 @@
 """Formwork: a low-code platform driven by metadata."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -121,6 +121,8 @@ class _SchemaBuilder:
                     use_alter=True,
                 )
             )
+        # "own" row rules and "my records" lists: created_by with id, for the newest first
+        items.append(sa.Index(object_name("ix", target, ["created_by"]), col("created_by"), col("id")))
         # The compiler declares status as a choice field; an App built without it still gets the column.
         if entity.has_status and STATUS_FIELD not in entity.fields:
             items.append(sa.Column(col("status"), sa.String(40), nullable=True))
@@ -185,7 +187,11 @@ class _SchemaBuilder:
             items.append(sa.CheckConstraint(allowed, name=check_name(target, fld.name, fld.option_values)))
         if fld.unique:
             items.append(sa.UniqueConstraint(name, name=object_name("uq", target, [fld.name])))
-        if (fld.index or fld.type == "link") and not fld.unique:
+        if fld.type == "link" and not fld.unique:
+            # (link, id): "this department's records, newest first" -- how row rules and
+            # filtered lists read -- walks the index alone instead of the whole table
+            items.append(sa.Index(object_name("ix", target, [fld.name]), name, self._col(entity, "id")))
+        elif fld.index and not fld.unique:
             items.append(sa.Index(object_name("ix", target, [fld.name]), name))
         return items
 
