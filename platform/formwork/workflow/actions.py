@@ -77,8 +77,6 @@ APPROVAL_ACTIONS = (
     "cc",
 )
 ADD_POSITIONS = ("before", "after", "alongside")
-# Actions whose comment is required: a rejection or a return must say why.
-COMMENT_REQUIRED = ("reject", "return", "comment")
 # How often the initiator may urge the approvers of one flow (催办).
 URGE_INTERVAL = timedelta(hours=1)
 # Flow instance states.
@@ -247,6 +245,17 @@ class _Run:
         assert self.approval is not None and self.instance is not None
         return self.approval.steps[self.instance["step_index"]]
 
+    def _comments_required(self) -> tuple[str, ...]:
+        """The actions that need a comment now: the current step's list, else the approval's
+        (of the run's own copy of the approval)."""
+        assert self.approval is not None
+        inst = self.instance
+        if inst is not None and inst["state"] == RUNNING and inst["step_index"] is not None:
+            step_rule = self._step().comment_required
+            if step_rule is not None:
+                return step_rule
+        return self.approval.comment_required
+
     def _username(self, user_id: int | None) -> str:
         if user_id is None:
             return "system"
@@ -407,12 +416,12 @@ class _Run:
     def approval_action(self, flow: Approval, action: str, comment: str | None, user: str | None, step: str | None, position: str | None) -> None:
         if action not in APPROVAL_ACTIONS:
             raise ActionInvalid(f"{flow.name} has no action '{action}' (actions: {', '.join(APPROVAL_ACTIONS)})", "unknown_action")
-        if action in COMMENT_REQUIRED and not comment:
-            raise ActionInvalid(f"a comment is required to {action}: say why", "comment_required")
         if action == "submit":
+            _check_comment(action, comment, "required" if action in flow.comment_required else "optional")
             self.submit(flow, comment)
             return
         self.approval = restore(self.instance["definition"]) if self.instance else flow
+        _check_comment(action, comment, "required" if action == "comment" or action in self._comments_required() else "optional")
         if action in ("approve", "reject"):
             self.decide(action, comment)
         elif action == "return":
