@@ -17,6 +17,7 @@ from formwork.records import RecordService
 from formwork.storage import build_schema
 from formwork.workflow.actions import FlowEngine
 from formwork.workflow.errors import WorkflowError
+from formwork.workflow.fields import StepGuard
 from formwork.workflow.notify import Mailer
 from formwork.workflow.tasks import BOXES
 from formwork.workflow.worker import work, work_forever
@@ -26,7 +27,8 @@ def _flows(project: Project) -> FlowEngine:
     app = compiled(project)
     engine = open_engine(project)
     hooks = load_plugins(project.plugin_dirs, project.display)
-    return FlowEngine(RecordService(app, build_schema(app), engine, hooks))
+    schema = build_schema(app)
+    return FlowEngine(RecordService(app, schema, engine, hooks, flows=StepGuard(app, schema.metadata.tables)))
 
 
 @click.command("worker")

@@ -136,3 +136,23 @@ def _utc_wall_time(element: UtcWallTime, compiler: Any, **kw: Any) -> str:
 def _utc_wall_time_sqlite(element: UtcWallTime, compiler: Any, **kw: Any) -> str:
     (value,) = _args(element, compiler, **kw)
     return value
+
+
+class SecondsBetween(FunctionElement):
+    """Seconds from the first timestamp to the second (with fractions)."""
+
+    type = sa.Float()
+    name = "fw_seconds_between"
+    inherit_cache = True
+
+
+@compiles(SecondsBetween)
+def _seconds_between(element: SecondsBetween, compiler: Any, **kw: Any) -> str:
+    start, end = _args(element, compiler, **kw)
+    return f"CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS DOUBLE PRECISION)"
+
+
+@compiles(SecondsBetween, "sqlite")
+def _seconds_between_sqlite(element: SecondsBetween, compiler: Any, **kw: Any) -> str:
+    start, end = _args(element, compiler, **kw)
+    return f"((julianday({end}) - julianday({start})) * 86400.0)"

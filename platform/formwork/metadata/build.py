@@ -17,6 +17,7 @@ from formwork.metadata.loader import Located
 from formwork.metadata.model import (
     APPROVAL_STATUSES,
     BUILTIN_ENTITIES,
+    COMMENT_REQUIRED_DEFAULT,
     STATUS_FIELD,
     Approval,
     ApprovalStep,
@@ -272,6 +273,7 @@ class Builder:
                 editable=tuple(step.get("editable") or ()),
                 hidden=tuple(step.get("hidden") or ()),
                 on_no_approver=_no_approver(step.get("on_no_approver")),
+                comment_required=tuple(step["comment_required"]) if "comment_required" in step else None,
                 place=step.place,
             )
             for step in data.get("steps") or ()
@@ -298,6 +300,7 @@ class Builder:
             escalate_to=self.rule(escalate["to"]) if isinstance(escalate.get("to"), dict) else None,
             timeout_after=duration(timeout.get("after")),
             timeout_action=timeout.get("action"),
+            comment_required=tuple(data.get("comment_required", COMMENT_REQUIRED_DEFAULT)),
             place=data.place,
         )
 

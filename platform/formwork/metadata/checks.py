@@ -10,12 +10,14 @@ one call reports everything.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from formwork.expressions import FieldScope, expression_problems
-from formwork.metadata.build import ROW_SCOPES, RULE_KINDS
+from formwork.expressions import ExpressionError, FieldScope, expression_problems, parse
+from formwork.expressions.nodes import BoolOp, Compare, Literal, Node, Not
+from formwork.metadata.build import ROW_SCOPES, RULE_KINDS, duration
 from formwork.metadata.builtins import BUILTIN_PLACE, builtin_fields
 from formwork.metadata.loader import Located, dotted, place_at
 from formwork.metadata.model import (
@@ -476,6 +478,7 @@ class Checker:
             self.check_name("state", state, data, ["states", index, "name"])
             if known_entity:
                 self.check_fields(entity, data, ["states", index, "editable"], data["states"][index].get("editable"))
+                self.check_editable(entity, data, ["states", index, "editable"], data["states"][index].get("editable"), (), f"state '{state}'")
 
         def known_state(name: Any, path: list) -> bool:
             if name in states:
@@ -544,8 +547,15 @@ class Checker:
             if known:
                 self.check_fields(entity, data, [*path, "editable"], step.get("editable"))
                 self.check_fields(entity, data, [*path, "hidden"], step.get("hidden"))
-                if "when" in step:
-                    self.check_expression(step["when"], entity, data, [*path, "when"], "boolean")
+                self.check_editable(entity, data, [*path, "editable"], step.get("editable"), step.get("hidden") or (), f"step '{step.get('name')}'")
+                if "when" in step and not self.check_expression(step["when"], entity, data, [*path, "when"], "boolean") and _always_false(step["when"]):
+                    self.add(
+                        "FW-E238",
+                        f"step '{step.get('name')}' can never be reached: its condition '{step['when']}' is always false",
+                        data,
+                        [*path, "when"],
+                        "fix the condition, or remove the step",
+                    )
         for position, rule in enumerate(data.get("cc") or ()):
             self.check_rule(rule, entity if known else None, data, ["cc", position])
         escalate = data.get("escalate")
@@ -554,6 +564,46 @@ class Checker:
         timeout = data.get("timeout")
         if isinstance(timeout, Located) and timeout.get("action") == "escalate" and not escalate:
             self.add("FW-E233", "timeout action 'escalate' needs an 'escalate' rule saying to whom", data, ["timeout", "action"], "add escalate: {after: 72h, to: {manager_of: approver}}")
+        self.check_timers(data)
+
+    def check_editable(self, entity: str, data: Located, path: list, editable: Any, hidden: Any, where: str) -> None:
+        """Every ``editable`` field of a step or state is one a person can change there."""
+        if not isinstance(editable, list) or entity not in self.entities:
+            return
+        fields = self.entities[entity].fields
+        for index, name in enumerate(editable):
+            fld = fields.get(name)
+            if name in SYSTEM_FIELD_TYPES or name == STATUS_FIELD:
+                reason, hint = "is set by the system", "remove it from 'editable'"
+            elif fld is not None and (fld.compute is not None or fld.compute_hook is not None):
+                reason, hint = "is computed", "list the fields it is computed from instead"
+            elif fld is not None and fld.read_only:
+                reason, hint = "is read_only", "remove it from 'editable', or drop read_only from the field"
+            elif isinstance(hidden, list | tuple) and name in hidden:
+                reason, hint = "is also hidden", "a field the approvers cannot see cannot be edited by them: keep it in one of the two lists"
+            else:
+                continue
+            self.add("FW-E239", f"'{name}' is editable at {where} but nobody can change it there: it {reason}", data, [*path, index], hint)
+
+    def check_timers(self, data: Located) -> None:
+        """A reminder or an escalation due no earlier than a timeout that decides the task never happens."""
+        timeout = data.get("timeout")
+        if not isinstance(timeout, Located) or timeout.get("action") not in ("approve", "reject"):
+            return
+        decided = duration(timeout.get("after"))
+        if decided is None:
+            return
+        for key in ("remind", "escalate"):
+            timer = data.get(key)
+            after = duration(timer.get("after")) if isinstance(timer, Located) else None
+            if after is not None and after.seconds >= decided.seconds:
+                self.add(
+                    "FW-E240",
+                    f"{key} after {after.text} never happens: the timeout {timeout['action']}s the task after {decided.text}",
+                    data,
+                    [key, "after"],
+                    f"make {key}.after shorter than timeout.after, or remove '{key}'",
+                )
 
     def check_rule(self, rule: Located, entity: str | None, data: Located, path: list, escalation: bool = False) -> None:
         kinds = [k for k in RULE_KINDS if k in rule]
@@ -773,6 +823,47 @@ def snake_case(name: str) -> str:
     text = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name.strip())
     text = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:MAX_NAME].strip("_")
     return text if NAME.match(text) else ""
+
+
+_COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def _always_false(text: Any) -> bool:
+    """True when a condition is false whatever the record holds (``False``, ``1 > 2``,
+    ``amount > 5 and False``): its value follows from its literals alone."""
+    if not isinstance(text, str):
+        return False
+    try:
+        root = parse(text).root
+    except ExpressionError:
+        return False
+    known, value = _constant(root)
+    return known and not value
+
+
+def _constant(node: Node) -> tuple[bool, Any]:
+    """(True, value) when ``node``'s value follows from literals alone, else (False, None)."""
+    if isinstance(node, Literal):
+        return True, node.value
+    if isinstance(node, Not):
+        known, value = _constant(node.operand)
+        return known, (not value) if known else None
+    if isinstance(node, BoolOp):
+        values = [_constant(operand) for operand in node.operands]
+        settles = node.op == "or"  # a true operand settles 'or', a false one settles 'and'
+        if any(known and bool(value) is settles for known, value in values):
+            return True, settles
+        if all(known for known, _ in values):
+            return True, not settles
+        return False, None
+    if isinstance(node, Compare):
+        (left_known, left), (right_known, right) = _constant(node.left), _constant(node.right)
+        if left_known and right_known and left is not None and right is not None:
+            try:
+                return True, _COMPARE[node.op](left, right)
+            except TypeError:
+                return False, None
+    return False, None
 
 
 def _reach(start: str, edges: Mapping[str, set[str]]) -> set[str]:

@@ -48,6 +48,9 @@ SYSTEM_FIELD_TYPES = {
 }
 # The statuses an approval gives its entity; the first is where a new record starts.
 APPROVAL_STATUSES = ("draft", "pending", "approved", "rejected", "withdrawn")
+# The approval actions that need a comment unless the approval says otherwise: a rejection
+# or a return must say why.
+COMMENT_REQUIRED_DEFAULT = ("reject", "return")
 # The role that always exists; the security stage gives its members every right.
 ADMIN_ROLE = "admin"
 # Named defaults a report `daterange` parameter may have (reports resolve them to dates).
@@ -255,6 +258,7 @@ class ApprovalStep:
     editable: tuple[str, ...] = ()
     hidden: tuple[str, ...] = ()
     on_no_approver: str | None = None  # overrides the approval's setting
+    comment_required: tuple[str, ...] | None = None  # overrides the approval's list at this step
     place: Place | None = None
 
 
@@ -283,6 +287,7 @@ class Approval:
     escalate_to: ApproverRule | None = None
     timeout_after: Duration | None = None
     timeout_action: str | None = None  # approve | reject | escalate
+    comment_required: tuple[str, ...] = COMMENT_REQUIRED_DEFAULT  # actions that need a comment
     place: Place | None = None
 
 

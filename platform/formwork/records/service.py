@@ -38,6 +38,7 @@ from formwork.records.formulas import Formulas
 from formwork.records.hooks import HookContext, call_hook
 from formwork.records.intake import ROW_ID, USER_CHANNELS, WORKFLOW_CHANNEL, Intake, read_values
 from formwork.records.listing import count_rows, list_rows
+from formwork.records.locks import FlowGuard, Unlocked, delete_refused, locked_changes
 from formwork.records.numbering import next_number
 from formwork.records.policy import Access, AllowAll, RecordPolicy
 from formwork.records.query import RecordQuery
@@ -59,7 +60,9 @@ class RecordService:
 
     ``hooks`` resolves the plugin hooks metadata names; ``clock`` gives "now" (UTC) for
     timestamps, defaults and numbers; ``policy`` decides what an actor may do (every
-    actor may do everything until the security stage passes its policy)."""
+    actor may do everything until the security stage passes its policy); ``flows`` says
+    which fields a record's workflow or approval locks or hides now (the app wiring
+    passes the workflow stage's guard; by default nothing is locked)."""
 
     def __init__(
         self,
@@ -69,6 +72,7 @@ class RecordService:
         hooks: HookRegistry | None = None,
         clock: Callable[[], datetime] | None = None,
         policy: RecordPolicy | None = None,
+        flows: FlowGuard | None = None,
     ) -> None:
         self.app = app
         self.schema = schema
@@ -76,6 +80,7 @@ class RecordService:
         self.hooks = hooks
         self.clock = clock or (lambda: datetime.now(UTC))
         self.policy: RecordPolicy = policy or AllowAll()
+        self.flows: FlowGuard = flows or Unlocked()
         self.tables = schema.tables
         self._audit = schema.metadata.tables["fw_audit"]
         self._events = schema.metadata.tables["fw_event"]
@@ -274,6 +279,8 @@ class RecordService:
         for name, child_name, rows in self._table_fields(ent, intake):
             if name in intake.rows:
                 record[name] = self._merge_rows(conn, self.app.entity(child_name), name, old[name], rows, intake, actor, now)
+        if channel in PERSON_CHANNELS:
+            self._refuse_locked(conn, ent, old, record, intake, actor)
         ctx = HookContext(actor, self.app, channel, old, self, ent.name)
         self._check(conn, ent, record, intake, ctx, now, RowScope(record_id), None)
         self._hook(ent, "before_save", record, ctx)
@@ -309,6 +316,9 @@ class RecordService:
         version = _read_version(version)
         if version is not None and version != old["version"]:
             raise StaleVersion(ent.name, record_id, old["version"])
+        lock = self.flows.lock(conn, ent.name, old, actor)
+        if lock is not None and not lock.deletable:
+            raise RecordInvalid([delete_refused(lock)])
         ctx = HookContext(actor, self.app, channel, old, self, ent.name)
         self._hook(ent, "before_delete", dict(old), ctx)
         self._refuse_if_referenced(conn, ent, record_id)
@@ -327,6 +337,16 @@ class RecordService:
         self._hook(ent, "after_delete", dict(old), ctx)
 
     # ----------------------------------------------------------------- helpers
+
+    def _refuse_locked(self, conn: sa.Connection, ent: Entity, old: dict[str, Any], record: dict[str, Any], intake: Intake, actor: Actor) -> None:
+        """``RecordInvalid`` (code ``locked``) when the person changes a field the record's
+        flow locks now. Values given unchanged pass: a form sends every field back."""
+        changed = [k for k in intake.values if old.get(k) != record.get(k)]
+        changed += [name for name in intake.rows if _rows_differ(old[name], record[name])]
+        lock = self.flows.lock(conn, ent.name, old, actor) if changed else None
+        errors = locked_changes(lock, changed) if lock is not None else []
+        if errors:
+            raise RecordInvalid(errors)
 
     def _entity(self, name: str) -> Entity:
         entity = self.app.entities.get(name)
@@ -367,6 +387,10 @@ class RecordService:
         accesses = self.policy.accesses(ent.name, actor, table, "read")
         if not accesses:
             return []
+        if ent.has_status:
+            # a step's hidden fields are left out for its approvers (docs/workflow.md)
+            by_flow = self.flows.hidden(conn, ent.name, records, actor)
+            records = [_without(r, by_flow[r["id"]]) if r["id"] in by_flow else r for r in records]
         if len({a.hidden for a in accesses}) == 1 and (within_rows or all(a.rows is None for a in accesses)):
             hidden = accesses[0].hidden
             return [_without(record, hidden) for record in records]

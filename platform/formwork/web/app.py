@@ -32,6 +32,7 @@ from formwork.web.auth import current_actor, init_auth
 from formwork.web.forms import entity_label
 from formwork.web.runtime import Runtime
 from formwork.web.screens import menu_layout, register_screens
+from formwork.workflow.fields import StepGuard
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,9 @@ def build_runtime(project: Project, app_model: App, engine: sa.Engine, hooks: Ho
     hooks = hooks if hooks is not None else load_plugins(project.plugin_dirs, project.display)
     schema = build_schema(app_model)
     # every channel reads and writes through this service, so the roles bind them all
-    records = RecordService(app_model, schema, engine, hooks, policy=RolePolicy(app_model, schema.tables, engine))
+    records = RecordService(
+        app_model, schema, engine, hooks, policy=RolePolicy(app_model, schema.tables, engine), flows=StepGuard(app_model, schema.metadata.tables)
+    )
     return Runtime(
         project=project,
         app_model=app_model,

@@ -313,11 +313,21 @@ class RecordView(BaseModelView):
                 form[name].render_kw = {**(form[name].render_kw or {}), "disabled": True}
         return form
 
-    def _submitted(self, form: Any, parts: FormParts, action: str) -> dict[str, Any]:
-        """The values of the inputs the user may write (hidden and read-only ones are left out)."""
-        locked = self._unwritable(action)[1]
+    def _submitted(self, form: Any, parts: FormParts, action: str, record: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The values of the inputs the user may write (hidden and read-only ones, and those
+        the record's flow locks, are left out)."""
+        locked = self._unwritable(action)[1] | (self._flow_locked(record) if record is not None else frozenset())
         names = [n for n in parts.editable if n in form and n not in locked]
         return submitted_values(form, names, creating=action == "create")
+
+    def _flow_locked(self, record: dict[str, Any]) -> frozenset[str]:
+        """The form's fields the record's flow keeps the user from changing now (under
+        review: all but the step's editable ones, and those only for its approvers)."""
+        with self.runtime.engine.connect() as conn:
+            lock = self.runtime.records.flows.lock(conn, self.entity.name, record, screen_actor())
+        if lock is None:
+            return frozenset()
+        return frozenset(self._edit_parts.editable) - (lock.editable if lock.may_edit else frozenset())
 
     # Columns and labels
 
@@ -413,6 +423,9 @@ class RecordView(BaseModelView):
     def edit_form(self, obj: RecordRow | None = None) -> Any:
         form = self._lock(super().edit_form(obj), "update")
         if obj is not None:
+            for name in self._flow_locked(obj.values):
+                if name in form:
+                    form[name].render_kw = {**(form[name].render_kw or {}), "disabled": True}
             # Only a freshly loaded form takes the stored version; a posted one keeps what
             # the user loaded, so a save that lacks it is refused rather than forced through.
             if request.method == "GET":
@@ -564,7 +577,7 @@ class RecordView(BaseModelView):
         return RecordRow(record)
 
     def update_model(self, form: Any, model: RecordRow) -> bool:
-        values = self._submitted(form, self._edit_parts, "update")
+        values = self._submitted(form, self._edit_parts, "update", model.values)
         # No fallback to the stored version: without the loaded one the service refuses the save.
         version = _version(form[VERSION_FIELD].data)
         try:

@@ -77,8 +77,6 @@ APPROVAL_ACTIONS = (
     "cc",
 )
 ADD_POSITIONS = ("before", "after", "alongside")
-# Actions whose comment is required: a rejection or a return must say why.
-COMMENT_REQUIRED = ("reject", "return", "comment")
 # How often the initiator may urge the approvers of one flow (催办).
 URGE_INTERVAL = timedelta(hours=1)
 # Flow instance states.
@@ -204,12 +202,22 @@ class _Run:
         self.task_table = self.tables["fw_task"]
         self.instance_table = self.tables["fw_flow_instance"]
         self.resolver = ApproverResolver(conn, engine.app, engine.records, engine.records.hooks)
-        table = engine.records.tables[entity]
-        query = sa.select(table.c.id).where(table.c.id == record_id)
-        if conn.execute(query.with_for_update() if lock else query).first() is None:
+        # One statement locks the record's row and reads its latest flow instance (the
+        # lock is on the record only: FOR UPDATE OF it on PostgreSQL).
+        table, instances = engine.records.tables[entity], self.instance_table
+        latest = sa.select(sa.func.max(instances.c.id)).where(instances.c.entity == entity, instances.c.record_id == record_id).scalar_subquery()
+        query = (
+            sa.select(table.c.id.label("fw_record_id"), *[c.label(f"fw_instance_{c.name}") for c in instances.c])
+            .select_from(table.outerjoin(instances, instances.c.id == latest))
+            .where(table.c.id == record_id)
+        )
+        found = conn.execute(query.with_for_update(of=table) if lock else query).mappings().first()
+        if found is None:
             raise FlowNotFound(f"{entity} {record_id} does not exist", "not_found")
         self.record = self._read()
-        self.instance: dict[str, Any] | None = self._latest_instance()
+        self.instance: dict[str, Any] | None = (
+            {c.name: found[f"fw_instance_{c.name}"] for c in instances.c} if found["fw_instance_id"] is not None else None
+        )
         self.approval: Approval | None = None
 
     # ------------------------------------------------------------- reading
@@ -223,12 +231,6 @@ class _Run:
     @property
     def status(self) -> str:
         return self.record.get(STATUS_FIELD) or ""
-
-    def _latest_instance(self) -> dict[str, Any] | None:
-        t = self.instance_table
-        query = sa.select(t).where(t.c.entity == self.entity, t.c.record_id == self.record_id).order_by(t.c.id.desc()).limit(1)
-        row = self.conn.execute(query).mappings().first()
-        return dict(row) if row is not None else None
 
     def _tasks(self, **where: Any) -> list[dict[str, Any]]:
         t = self.task_table
@@ -247,9 +249,22 @@ class _Run:
         assert self.approval is not None and self.instance is not None
         return self.approval.steps[self.instance["step_index"]]
 
+    def _comments_required(self) -> tuple[str, ...]:
+        """The actions that need a comment now: the current step's list, else the approval's
+        (of the run's own copy of the approval)."""
+        assert self.approval is not None
+        inst = self.instance
+        if inst is not None and inst["state"] == RUNNING and inst["step_index"] is not None:
+            step_rule = self._step().comment_required
+            if step_rule is not None:
+                return step_rule
+        return self.approval.comment_required
+
     def _username(self, user_id: int | None) -> str:
         if user_id is None:
             return "system"
+        if user_id == self.actor.user_id:
+            return self.actor.username
         users = self.tables["fw_user"]
         return self.conn.execute(sa.select(users.c.username).where(users.c.id == user_id)).scalar() or f"user {user_id}"
 
@@ -407,12 +422,12 @@ class _Run:
     def approval_action(self, flow: Approval, action: str, comment: str | None, user: str | None, step: str | None, position: str | None) -> None:
         if action not in APPROVAL_ACTIONS:
             raise ActionInvalid(f"{flow.name} has no action '{action}' (actions: {', '.join(APPROVAL_ACTIONS)})", "unknown_action")
-        if action in COMMENT_REQUIRED and not comment:
-            raise ActionInvalid(f"a comment is required to {action}: say why", "comment_required")
         if action == "submit":
+            _check_comment(action, comment, "required" if action in flow.comment_required else "optional")
             self.submit(flow, comment)
             return
         self.approval = restore(self.instance["definition"]) if self.instance else flow
+        _check_comment(action, comment, "required" if action == "comment" or action in self._comments_required() else "optional")
         if action in ("approve", "reject"):
             self.decide(action, comment)
         elif action == "return":
@@ -558,10 +573,11 @@ class _Run:
                 self._update_task(upcoming, state=TASK_PENDING)
                 self._became_pending(upcoming)
 
-    def _settle_step(self) -> str | None:
+    def _settle_step(self, tasks: list[dict[str, Any]] | None = None) -> str | None:
         """Activate whose turn it is, then move on when the step is passed or rejected.
-        Returns the step's outcome when it is settled, else None."""
-        tasks = self._step_tasks()
+        Returns the step's outcome when it is settled, else None. ``tasks``: the step's
+        tasks as this action left them, when it read them already."""
+        tasks = tasks if tasks is not None else self._step_tasks()
         self._activate(tasks)
         outcome = step_outcome(self._step(), tasks)
         if outcome == STEP_PASSED:
@@ -575,9 +591,14 @@ class _Run:
         return None
 
     def _cancel_open(self, tasks: list[dict[str, Any]]) -> None:
-        for task in tasks:
-            if task["state"] in OPEN_TASK_STATES:
-                self._update_task(task, state=TASK_CANCELLED)
+        """Cancel the open ones of ``tasks`` (one statement)."""
+        still_open = [task for task in tasks if task["state"] in OPEN_TASK_STATES]
+        if not still_open:
+            return
+        t = self.task_table
+        self.conn.execute(t.update().where(t.c.id.in_([task["id"] for task in still_open])).values(state=TASK_CANCELLED))
+        for task in still_open:
+            task["state"] = TASK_CANCELLED
 
     def _after_rejection(self) -> None:
         approval = self.approval
@@ -604,7 +625,10 @@ class _Run:
 
     def _finish(self, outcome: str) -> None:
         inst = self._running()
-        self._cancel_open(self._tasks(instance_id=inst["id"], kind="approve"))
+        t = self.task_table
+        self.conn.execute(
+            t.update().where(t.c.instance_id == inst["id"], t.c.kind == "approve", t.c.state.in_(OPEN_TASK_STATES)).values(state=TASK_CANCELLED)
+        )
         self._update_instance(state=outcome, finished_at=self.now)
         self._log("finish", step=inst["step_name"], user_id=None, outcome=outcome)
         self._set_status(outcome)
@@ -626,12 +650,12 @@ class _Run:
 
     # --- the actor's own task
 
-    def _my_task(self, action: str) -> dict[str, Any]:
-        """The actor's pending task on the current step, or a ``WorkflowError`` saying why
-        there is none."""
+    def _my_task(self, action: str, tasks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The actor's pending task on the current step (among ``tasks`` when given), or a
+        ``WorkflowError`` saying why there is none."""
         inst = self.instance
         if inst is not None and inst["state"] == RUNNING and self.status == PENDING:
-            for task in self._step_tasks():
+            for task in tasks if tasks is not None else self._step_tasks():
                 if task["assignee_id"] == self.actor.user_id and task["state"] == TASK_PENDING:
                     return task
         raise self._why_not(action)
@@ -680,7 +704,10 @@ class _Run:
     # --- decisions
 
     def decide(self, action: str, comment: str | None) -> None:
-        task = self._my_task(action)
+        inst = self.instance
+        # read once: the same list, updated in place, settles the step below
+        tasks = self._step_tasks() if inst is not None and inst["state"] == RUNNING and self.status == PENDING else None
+        task = self._my_task(action, tasks)
         verdict = TASK_APPROVED if action == "approve" else TASK_REJECTED
         self._update_task(task, state=verdict, decided_at=self.now, decided_by=self.actor.user_id, comment=comment)
         step = self._step()
@@ -691,7 +718,7 @@ class _Run:
             self._became_pending(origin)
             return
         self._log(action, comment, step.name)
-        self._settle_step()
+        self._settle_step(tasks)
 
     def send_back(self, step_name: str | None, comment: str | None) -> None:
         task = self._my_task("return")

@@ -17,7 +17,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from typing import Any
 
-from formwork.metadata.model import APPROVAL_STATUSES, Approval, ApprovalStep, ApproverRule, Duration
+from formwork.metadata.model import (
+    APPROVAL_STATUSES,
+    COMMENT_REQUIRED_DEFAULT,
+    Approval,
+    ApprovalStep,
+    ApproverRule,
+    Duration,
+)
 from formwork.workflow.machine import Machine, MachineTransition
 
 DRAFT, PENDING, APPROVED, REJECTED, WITHDRAWN = APPROVAL_STATUSES
@@ -124,6 +131,8 @@ def restore(data: Mapping[str, Any]) -> Approval:
         escalate_to=_rule(data["escalate_to"]) if data.get("escalate_to") else None,
         timeout_after=_duration(data.get("timeout_after")),
         timeout_action=data.get("timeout_action"),
+        # runs started before the key existed keep the rule of their time
+        comment_required=tuple(data.get("comment_required", COMMENT_REQUIRED_DEFAULT)),
     )
 
 
@@ -150,6 +159,7 @@ def _step(data: Mapping[str, Any]) -> ApprovalStep:
         editable=tuple(data.get("editable") or ()),
         hidden=tuple(data.get("hidden") or ()),
         on_no_approver=data.get("on_no_approver"),
+        comment_required=tuple(data["comment_required"]) if data.get("comment_required") is not None else None,
     )
 
 

@@ -3,91 +3,129 @@ approved or rejected, how long people take to decide (median and 90th percentile
 hours) and how many waiting tasks are overdue.
 
 A task is overdue when it has waited longer than its flow's first reminder (``remind:
-after``), or a day when the flow sets none. Only decisions people made count towards
-the time to decide; rules (skips, timeouts) do not.
+after``, read from the run's own copy of the approval), or a day when the flow sets none.
+Only decisions people made count towards the time to decide; rules (skips, timeouts) do
+not.
+
+The database does the work: per grouping, one ``GROUP BY`` query counts, and one query
+ranks the decision times with window functions (``row_number`` and ``count`` over the
+group) and picks the two ranks around each percentile, interpolated linearly as
+PostgreSQL's ``percentile_cont`` does. The same SQL runs on SQLite and PostgreSQL; only
+the hours between two timestamps are spelled per engine (``SecondsBetween``). Python
+merges the two answers of each group and rounds them.
 """
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from formwork.expressions.sql_dialect import SecondsBetween
 from formwork.records.coerce import to_utc
 from formwork.workflow.approval import DELEGATE, TASK_APPROVED, TASK_PENDING, TASK_REJECTED
 
 DEFAULT_OVERDUE = timedelta(days=1)
+# (name, share as numerator and denominator) of the percentiles reported: whole numbers, so
+# the rank below a percentile is an integer division, the same on both engines
+PERCENTILES = (("median_hours", 1, 2), ("p90_hours", 9, 10))
+# (output key, group columns) of each grouping
+GROUPINGS = (("flows", ("flow",)), ("steps", ("flow", "step")), ("approvers", ("flow", "approver")))
 
 
 def approval_stats(conn: sa.Connection, tables: Mapping[str, sa.Table], now: datetime, flow: str | None = None) -> dict[str, Any]:
     """``{"flows": [...], "steps": [...], "approvers": [...]}``, each entry with ``pending``,
-    ``approved``, ``rejected``, ``overdue``, ``median_hours``, ``p90_hours`` (None without
-    decisions); flows also count their runs by outcome."""
+    ``approved``, ``rejected``, ``overdue``, ``decisions``, ``median_hours``, ``p90_hours``
+    (None without decisions); flows also count their runs by outcome."""
+    tasks = _task_figures(tables, to_utc(now), flow)
+    found = {key: _grouped(conn, tasks, names) for key, names in GROUPINGS}
+    instance = tables["fw_flow_instance"]
+    runs = sa.select(instance.c.flow, instance.c.state, sa.func.count().label("n")).group_by(instance.c.flow, instance.c.state)
+    if flow is not None:
+        runs = runs.where(instance.c.flow == flow)
+    outcomes: dict[str, dict[str, int]] = {}
+    for row in conn.execute(runs):
+        outcomes.setdefault(row.flow, {})[row.state] = int(row.n)
+    for entry in found["flows"]:
+        entry["runs"] = outcomes.get(entry["flow"], {})
+    return found
+
+
+def _task_figures(tables: Mapping[str, sa.Table], now: datetime, flow: str | None) -> sa.Subquery:
+    """One row per approve task: its flow, step, approver, state, whether it is overdue
+    (0/1) and the hours a person took to decide it (NULL when no person decided)."""
     task, instance, users = tables["fw_task"], tables["fw_flow_instance"], tables["fw_user"]
+    remind_seconds = instance.c.definition[("remind_after", "seconds")].as_integer()
+    overdue_after = sa.func.coalesce(remind_seconds, int(DEFAULT_OVERDUE.total_seconds()))
+    waited = SecondsBetween(task.c.created_at, sa.literal(now, sa.DateTime(timezone=True)))
+    decided_by_person = sa.and_(task.c.state.in_((TASK_APPROVED, TASK_REJECTED)), task.c.decided_by.is_not(None), task.c.decided_at.is_not(None))
     query = (
         sa.select(
-            task.c.flow, task.c.step_name, task.c.assignee_id, task.c.state, task.c.created_at, task.c.decided_at,
-            task.c.decided_by, instance.c.definition, users.c.username,
+            task.c.flow.label("flow"),
+            task.c.step_name.label("step"),
+            users.c.username.label("approver"),
+            task.c.state.label("state"),
+            sa.case((sa.and_(task.c.state == TASK_PENDING, waited > overdue_after), 1), else_=0).label("overdue"),
+            sa.case((decided_by_person, SecondsBetween(task.c.created_at, task.c.decided_at) / 3600.0), else_=None).label("hours"),
         )
         .select_from(task.join(instance, instance.c.id == task.c.instance_id).join(users, users.c.id == task.c.assignee_id))
         .where(task.c.kind == "approve", task.c.role != DELEGATE)
     )
-    runs = sa.select(instance.c.flow, instance.c.state, sa.func.count().label("n")).group_by(instance.c.flow, instance.c.state)
     if flow is not None:
         query = query.where(task.c.flow == flow)
-        runs = runs.where(instance.c.flow == flow)
-    moment = to_utc(now)
-    rows = [dict(r) for r in conn.execute(query).mappings()]
-    for row in rows:
-        row["overdue"] = row["state"] == TASK_PENDING and moment - to_utc(row["created_at"]) > _overdue_after(row["definition"])
-    flows = _grouped(rows, lambda r: (r["flow"],), ("flow",))
-    outcomes: dict[str, dict[str, int]] = {}
-    for row in conn.execute(runs):
-        outcomes.setdefault(row.flow, {})[row.state] = int(row.n)
-    for entry in flows:
-        entry["runs"] = outcomes.get(entry["flow"], {})
-    return {
-        "flows": flows,
-        "steps": _grouped(rows, lambda r: (r["flow"], r["step_name"]), ("flow", "step")),
-        "approvers": _grouped(rows, lambda r: (r["flow"], r["username"]), ("flow", "approver")),
-    }
+    return query.subquery("tasks")
 
 
-def _overdue_after(definition: Mapping[str, Any]) -> timedelta:
-    remind = definition.get("remind_after") if definition else None
-    return timedelta(seconds=remind["seconds"]) if remind else DEFAULT_OVERDUE
+def _grouped(conn: sa.Connection, tasks: sa.Subquery, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The figures of each group of ``tasks`` by the columns ``names``, in key order."""
+    keys = [tasks.c[name] for name in names]
+    counts = sa.select(
+        *keys,
+        sa.func.sum(sa.case((tasks.c.state == TASK_PENDING, 1), else_=0)).label("pending"),
+        sa.func.sum(sa.case((tasks.c.state == TASK_APPROVED, 1), else_=0)).label("approved"),
+        sa.func.sum(sa.case((tasks.c.state == TASK_REJECTED, 1), else_=0)).label("rejected"),
+        sa.func.sum(tasks.c.overdue).label("overdue"),
+        sa.func.count(tasks.c.hours).label("decisions"),
+    ).group_by(*keys)
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in conn.execute(counts).mappings():
+        key = tuple(row[name] for name in names)
+        groups[key] = {
+            **dict(zip(names, key, strict=True)),
+            **{figure: int(row[figure] or 0) for figure in ("pending", "approved", "rejected", "overdue", "decisions")},
+            **dict.fromkeys(name for name, _num, _den in PERCENTILES),
+        }
+    for row in conn.execute(_percentiles(tasks, names)).mappings():
+        entry = groups[tuple(row[name] for name in names)]
+        for name, _num, _den in PERCENTILES:
+            entry[name] = round(float(row[name]), 2)
+    return [groups[key] for key in sorted(groups, key=lambda k: tuple(str(x) for x in k))]
 
 
-def _grouped(rows: Iterable[dict[str, Any]], key: Any, names: tuple[str, ...]) -> list[dict[str, Any]]:
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(key(row), []).append(row)
-    return [{**dict(zip(names, k, strict=True)), **_figures(members)} for k, members in sorted(groups.items(), key=lambda item: tuple(str(x) for x in item[0]))]
-
-
-def _figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    hours = sorted(
-        (to_utc(r["decided_at"]) - to_utc(r["created_at"])).total_seconds() / 3600
-        for r in rows
-        if r["state"] in (TASK_APPROVED, TASK_REJECTED) and r["decided_by"] is not None and r["decided_at"] is not None
+def _percentiles(tasks: sa.Subquery, names: tuple[str, ...]) -> sa.Select[Any]:
+    """Per group with decisions, each of ``PERCENTILES`` of the decision hours: at position
+    p = (n - 1) * share (counted from 0) of the sorted values, the value at rank floor(p) plus the fraction
+    of p times the step to the next rank (the last value when there is none)."""
+    keys = [tasks.c[name] for name in names]
+    ranked = (
+        sa.select(
+            *keys,
+            tasks.c.hours,
+            sa.func.row_number().over(partition_by=keys, order_by=tasks.c.hours).label("rank"),
+            sa.func.count().over(partition_by=keys).label("n"),
+        )
+        .where(tasks.c.hours.is_not(None))
+        .subquery("ranked")
     )
-    return {
-        "pending": sum(1 for r in rows if r["state"] == TASK_PENDING),
-        "approved": sum(1 for r in rows if r["state"] == TASK_APPROVED),
-        "rejected": sum(1 for r in rows if r["state"] == TASK_REJECTED),
-        "overdue": sum(1 for r in rows if r["overdue"]),
-        "decisions": len(hours),
-        "median_hours": round(statistics.median(hours), 2) if hours else None,
-        "p90_hours": round(_percentile(hours, 0.9), 2) if hours else None,
-    }
-
-
-def _percentile(values: list[float], share: float) -> float:
-    """Linear interpolation between the closest ranks of sorted ``values``."""
-    position = (len(values) - 1) * share
-    low = int(position)
-    high = min(low + 1, len(values) - 1)
-    return values[low] + (values[high] - values[low]) * (position - low)
+    group = [ranked.c[name] for name in names]
+    figures = []
+    for name, numerator, denominator in PERCENTILES:
+        scaled = (ranked.c.n - 1) * numerator
+        low_rank = scaled // denominator  # floor((n - 1) * share)
+        fraction = sa.func.max((scaled % denominator) * 1.0 / denominator)
+        low = sa.func.max(sa.case((ranked.c.rank == low_rank + 1, ranked.c.hours)))
+        high = sa.func.coalesce(sa.func.max(sa.case((ranked.c.rank == low_rank + 2, ranked.c.hours))), low)
+        figures.append((low + (high - low) * fraction).label(name))
+    return sa.select(*group, *figures).group_by(*group)
