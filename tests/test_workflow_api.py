@@ -26,13 +26,13 @@ ROLES = {
         kind: role
         name: manager
         grants:
-          purchase_request: {actions: [read], rows: department_tree}
+          purchase_request: {actions: [read, report], rows: department_tree}
         """,
     "metadata/roles.yaml": """
         kind: role
         name: finance
         grants:
-          purchase_request: {actions: [read], rows: all}
+          purchase_request: {actions: [read, report], rows: all}
         """,
 }
 
@@ -119,3 +119,24 @@ def test_refusals_say_why_and_change_nothing(served: tuple[Company, flask.testin
     assert post(client, "mary", request, "approve").status_code == 200
     again = post(client, "mary", request, "approve")
     assert again.status_code == 409 and "already approved" in again.json["errors"][0]["message"]
+
+
+def test_statistics_follow_the_report_grants_and_their_rows(served: tuple[Company, flask.testing.FlaskClient]) -> None:
+    company, client = served
+    request = company.create("eve", title="Laptops", amount=100)
+    post(client, "eve", request, "submit")
+    post(client, "mary", request, "approve")
+
+    def stats(user: str, query: str = "") -> flask.Response:
+        return client.get(f"/api/v1/workflow/stats{query}", headers=auth(client, user))
+
+    for user in ("ada", "fred", "mary"):  # admin; finance reports on all rows; Sales' manager on Sales' rows
+        assert stats(user).json["flows"][0]["runs"] == {"approved": 1}, user
+        assert [a["approver"] for a in stats(user).json["approvers"]] == ["mary"], user
+    # Finance's manager reports on Finance's rows only: Sales' request is not counted
+    assert stats("fiona").json == {"flows": [], "steps": [], "approvers": []}
+    # staff hold no report grant: nothing, and naming the flow is refused
+    assert stats("eve").json == {"flows": [], "steps": [], "approvers": []}
+    refused = stats("eve", "?flow=purchase_approval")
+    assert refused.status_code == 403 and refused.json["errors"][0]["field"] == "flow"
+    assert stats("eve", "?flow=nothing_like_it").status_code == 404

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import flask
+import sqlalchemy as sa
 
 from formwork.records import Actor, FieldError
 from formwork.web.api import request_actor
@@ -87,8 +88,15 @@ def workflow_blueprint(actor: Callable[[], Actor] = request_actor) -> flask.Blue
     def stats() -> flask.Response:
         runtime = _runtime()
         engine = _engine(runtime)
+        caller = actor()
+        flow = flask.request.args.get("flow")
+        scope = _report_scope(runtime, caller)
+        if flow is not None and scope is not None and flow not in scope:
+            known = flow in runtime.app_model.approvals or flow in runtime.app_model.workflows
+            raise refuse(403 if known else 404, "flow", "forbidden" if known else "not_found",
+                         f"you may not see the statistics of '{flow}'" if known else f"there is no flow '{flow}'")
         with runtime.engine.connect() as conn:
-            return json_response(approval_stats(conn, engine.tables, engine.clock(), flask.request.args.get("flow")))
+            return json_response(approval_stats(conn, engine.tables, engine.clock(), flow, scope))
 
     @blueprint.get("/notifications")
     def notifications() -> flask.Response:
@@ -120,6 +128,23 @@ def _engine(runtime: Runtime) -> FlowEngine:
     if engine is None or engine.records is not runtime.records:
         engine = extensions[BLUEPRINT_NAME] = FlowEngine(runtime.records)
     return engine
+
+
+def _report_scope(runtime: Runtime, caller: Actor) -> dict[str, Any] | None:
+    """Flow name -> the condition on its runs for the records ``caller`` may report on (the
+    entity's ``report`` grants, their row rules in SQL); None for an admin (everything)."""
+    if caller.is_admin:
+        return None
+    app, policy, tables = runtime.app_model, runtime.records.policy, runtime.schema.tables
+    instance = runtime.schema.metadata.tables["fw_flow_instance"]
+    scope: dict[str, Any] = {}
+    for flow in [*app.approvals.values(), *app.workflows.values()]:
+        table = tables[flow.entity]
+        if not policy.accesses(flow.entity, caller, table, "report"):
+            continue
+        rows = policy.row_filter(flow.entity, caller, table, "report")
+        scope[flow.name] = sa.true() if rows is None else instance.c.record_id.in_(sa.select(table.c.id).where(rows))
+    return scope
 
 
 def _entity(runtime: Runtime, name: str) -> None:

@@ -35,16 +35,24 @@ PERCENTILES = (("median_hours", 1, 2), ("p90_hours", 9, 10))
 GROUPINGS = (("flows", ("flow",)), ("steps", ("flow", "step")), ("approvers", ("flow", "approver")))
 
 
-def approval_stats(conn: sa.Connection, tables: Mapping[str, sa.Table], now: datetime, flow: str | None = None) -> dict[str, Any]:
+def approval_stats(conn: sa.Connection, tables: Mapping[str, sa.Table], now: datetime, flow: str | None = None,
+                   scope: Mapping[str, sa.ColumnElement[bool]] | None = None) -> dict[str, Any]:
     """``{"flows": [...], "steps": [...], "approvers": [...]}``, each entry with ``pending``,
     ``approved``, ``rejected``, ``overdue``, ``decisions``, ``median_hours``, ``p90_hours``
-    (None without decisions); flows also count their runs by outcome."""
-    tasks = _task_figures(tables, to_utc(now), flow)
+    (None without decisions); flows also count their runs by outcome.
+
+    ``scope`` (None: everything) maps the flows to count to a condition on their runs
+    (``fw_flow_instance`` columns, e.g. the records a user may report on); flows left out
+    count nothing."""
+    restriction = _scoped(tables["fw_flow_instance"], scope)
+    tasks = _task_figures(tables, to_utc(now), flow, restriction)
     found = {key: _grouped(conn, tasks, names) for key, names in GROUPINGS}
     instance = tables["fw_flow_instance"]
     runs = sa.select(instance.c.flow, instance.c.state, sa.func.count().label("n")).group_by(instance.c.flow, instance.c.state)
     if flow is not None:
         runs = runs.where(instance.c.flow == flow)
+    if restriction is not None:
+        runs = runs.where(restriction)
     outcomes: dict[str, dict[str, int]] = {}
     for row in conn.execute(runs):
         outcomes.setdefault(row.flow, {})[row.state] = int(row.n)
@@ -53,7 +61,17 @@ def approval_stats(conn: sa.Connection, tables: Mapping[str, sa.Table], now: dat
     return found
 
 
-def _task_figures(tables: Mapping[str, sa.Table], now: datetime, flow: str | None) -> sa.Subquery:
+def _scoped(instance: sa.Table, scope: Mapping[str, sa.ColumnElement[bool]] | None) -> sa.ColumnElement[bool] | None:
+    """The runs ``scope`` lets count: of its flows, those meeting the flow's condition."""
+    if scope is None:
+        return None
+    if not scope:
+        return sa.false()
+    return sa.or_(*[sa.and_(instance.c.flow == name, condition) for name, condition in sorted(scope.items())])
+
+
+def _task_figures(tables: Mapping[str, sa.Table], now: datetime, flow: str | None,
+                  restriction: sa.ColumnElement[bool] | None = None) -> sa.Subquery:
     """One row per approve task: its flow, step, approver, state, whether it is overdue
     (0/1) and the hours a person took to decide it (NULL when no person decided)."""
     task, instance, users = tables["fw_task"], tables["fw_flow_instance"], tables["fw_user"]
@@ -75,6 +93,8 @@ def _task_figures(tables: Mapping[str, sa.Table], now: datetime, flow: str | Non
     )
     if flow is not None:
         query = query.where(task.c.flow == flow)
+    if restriction is not None:
+        query = query.where(restriction)
     return query.subquery("tasks")
 
 
