@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from formwork.records import Actor
+from formwork.records import Actor, journal
 
 LINES = [
     {"item": "Paper", "quantity": "3", "unit_price": "2.50"},
@@ -109,3 +109,42 @@ def test_create_many_writes_every_row_in_one_go(world):
     assert world.service.create_many("purchase_request", rows, Actor.system(), "import") == 5
     assert world.count("purchase_request") == 5
     assert world.rows("purchase_request")[-1]["number"] == "PR-2026-0005"
+
+
+def _typed(record: dict) -> list:
+    """``record``'s keys in order, each with its value's type, child rows included."""
+    return [(k, [_typed(row) for row in v] if isinstance(v, list) else type(v)) for k, v in record.items()]
+
+
+def test_create_returns_the_record_exactly_as_stored(world):
+    def before_save(record, ctx):
+        record["contact"] = "set.by@hook.example"
+        record["lines"][1]["item"] = "Set by hook"
+        record["amount"] = Decimal("40")
+
+    world.hooks.behaviour["test.before_save"] = before_save
+    lines = [{"item": "Paper", "quantity": "3", "unit_price": "2.5"}, {"item": "Pens", "quantity": 1, "unit_price": Decimal("1.2")}]
+    record = world.service.create("purchase_request", {"title": "As stored", "amount": "12.5", "lines": lines}, world.actor, "api")
+    stored = world.service.get("purchase_request", record["id"], world.actor)
+
+    assert record == stored and _typed(record) == _typed(stored)
+    # decimals come back with the column's places, whatever the places of the value written
+    assert [str(record["amount"]), str(record["total"])] == ["40.00", "8.70"]
+    assert [(str(line["unit_price"]), str(line["amount"])) for line in record["lines"]] == [("2.50", "7.50"), ("1.20", "1.20")]
+    assert (record["contact"], record["lines"][1]["item"], record["number"]) == ("set.by@hook.example", "Set by hook", "PR-2026-0001")
+    assert world.hooks.calls[-1][0] == "test.after_save" and world.hooks.calls[-1][1] == stored
+    audit, event = world.rows("fw_audit")[-1], world.rows("fw_event")[-1]
+    assert audit["changes"] == {k: {"old": None, "new": journal.json_safe(v)} for k, v in stored.items() if v is not None}
+    assert event["payload"]["record"] == journal.json_safe(stored)
+
+
+def test_a_created_json_time_and_hook_computed_record_is_returned_as_stored(world):
+    world.hooks.behaviour["test.score"] = lambda record, ctx: 7
+    details = {"tags": ["a", None], "ratio": 2.5, "nested": {"b": 1, "a": True}}
+    values = {"subject": "Chair", "details": details, "opened_at": "2026-11-21T18:00:00+08:00"}
+    ticket = world.service.create("ticket", values, world.actor, "api")
+    stored = world.service.get("ticket", ticket["id"], world.actor)
+
+    assert ticket == stored and _typed(ticket) == _typed(stored)
+    assert (ticket["details"], ticket["score"], ticket["number"]) == (details, 7, "T2611-001")
+    assert ticket["opened_at"] == datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
