@@ -222,3 +222,19 @@ def test_a_row_with_an_id_a_hook_adds_on_create_is_refused_and_nothing_written(w
 
     assert [(e.field, e.code, e.message) for e in caught.value.errors] == [("lines[2].id", "row", "is not a row of this record (id 5)")]
     assert world.snapshot() == before
+
+
+def test_unique_child_codes_are_checked_against_other_records_only(kits):
+    service, _engine, _hooks = kits
+    system = Actor.system()
+    service.create("kit", {"name": "Other", "parts": [{"code": "B2"}]}, system, "api")
+    kit = service.create("kit", {"name": "Mine", "parts": [{"code": "A1"}, {"code": "C3"}]}, system, "api")
+    first, second = kit["parts"]
+
+    # a row of the record may keep its code; a code of another record's row is refused
+    kept = service.update("kit", kit["id"], {"parts": [{"id": first["id"], "code": "A1"}, {"id": second["id"], "weight": 1}]}, system, "api", 1)
+    assert [p["code"] for p in kept["parts"]] == ["A1", "C3"] and kept["version"] == 2
+    with pytest.raises(RecordInvalid) as caught:
+        service.update("kit", kit["id"], {"parts": [{"id": first["id"]}, {"code": "B2"}]}, system, "api", 2)
+    assert caught.value.errors == [FieldError("parts[1].code", "unique", "must be unique: another part row already has 'B2'")]
+    assert service.get("kit", kit["id"], system) == kept
