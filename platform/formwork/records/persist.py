@@ -164,7 +164,7 @@ def insert_rows(conn: sa.Connection, tables: Mapping[str, sa.Table], field_name:
         else:
             stored.append(guarded(conn, statement, child, table, row, prefix, values).one())
     if params:
-        # the order of the rows RETURNING gives is not promised for several rows: row_order (last) is
+        # RETURNING does not promise the parameters' order for several rows; row_order (the last column) restores it
         stored = sorted(conn.execute(statement, params), key=lambda found: found[-1])
     shape = child_shape(table, child)
     return [shape.read(found) for found in stored]
