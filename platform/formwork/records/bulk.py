@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from formwork.metadata.model import STATUS_FIELD, App, Entity, Field
+from formwork.metadata.model import STATUS_FIELD, App, Entity
 from formwork.records import journal, limits, persist
 from formwork.records.actor import Actor
 from formwork.records.coerce import is_empty, to_utc
@@ -151,10 +151,6 @@ class ChunkValidation(Validation):
     record answered by the chunk's ``ChunkChecks``."""
 
     checks: ChunkChecks | None = None
-
-    def _validator_errors(self, entity: Entity, fld: Field, record: dict[str, Any], prefix: str) -> list[FieldError]:
-        # the rows of an entity taking the batch path have no plugin validators
-        return [] if not fld.validators else super()._validator_errors(entity, fld, record, prefix)
 
     def _exists(self, target: str, record_id: int) -> bool:
         if self.checks is None:

@@ -17,6 +17,8 @@ from formwork.records.actor import Actor
 
 # Types JSON stores as they are: returned at once (most values of a record are these).
 PLAIN = frozenset({str, int, float, bool, type(None)})
+# The key in ``Table.info`` under which the INSERT of the audit or event table is kept.
+INSERT_KEY = "formwork.journal.insert"
 
 
 def json_safe(value: Any) -> Any:
@@ -81,10 +83,20 @@ def event_row(*, entity: str, record_id: int, action: str, at: datetime, payload
     }
 
 
+def _insert(table: sa.Table) -> sa.Insert:
+    """``table.insert()``, built once per table and run with the row as parameters: a
+    statement used again finds its compiled form in SQLAlchemy's cache without working out
+    its cache key again (``insert().values(...)`` would be a new statement every time)."""
+    statement = table.info.get(INSERT_KEY)
+    if statement is None:
+        statement = table.info[INSERT_KEY] = table.insert()
+    return statement
+
+
 def write_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """Insert audit or event rows (from ``audit_row``/``event_row``) with one statement."""
     if rows:
-        conn.execute(table.insert(), rows)
+        conn.execute(_insert(table), rows)
 
 
 def write_audit(
@@ -100,8 +112,7 @@ def write_audit(
     changes: dict[str, Any],
 ) -> None:
     """Append one audit row: who did ``action`` on which record, through which channel."""
-    row = audit_row(entity=entity, record_id=record_id, action=action, channel=channel, actor=actor, at=at, changes=changes)
-    conn.execute(audit.insert().values(**row))
+    conn.execute(_insert(audit), audit_row(entity=entity, record_id=record_id, action=action, channel=channel, actor=actor, at=at, changes=changes))
 
 
 def write_event(
@@ -113,7 +124,8 @@ def write_event(
     action: str,
     at: datetime,
     payload: dict[str, Any],
+    safe: bool = False,
 ) -> None:
-    """Queue the event ``<entity>.<action>`` (created, updated, deleted) for delivery."""
-    row = event_row(entity=entity, record_id=record_id, action=action, at=at, payload=payload)
-    conn.execute(events.insert().values(**row))
+    """Queue the event ``<entity>.<action>`` (created, updated, deleted) for delivery;
+    ``safe`` when ``payload`` is ``json_safe`` already."""
+    conn.execute(_insert(events), event_row(entity=entity, record_id=record_id, action=action, at=at, payload=payload, safe=safe))

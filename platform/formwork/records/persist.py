@@ -19,7 +19,7 @@ from formwork.records.actor import Actor
 from formwork.records.coerce import WrongType, coerce_value
 from formwork.records.errors import FieldError, RecordInvalid
 from formwork.records.limits import column_problems
-from formwork.records.rows import cached
+from formwork.records.rows import cached, child_shape, record_shape
 from formwork.records.rules import unique_message
 
 SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)")
@@ -120,6 +120,54 @@ def insert_row(conn: sa.Connection, table: sa.Table, entity: Entity, record: Map
     """Insert a new row at version 1 and return its id."""
     values = _new_row(entity, table, record, actor, now, extra, prefix)
     return int(guarded(conn, _insert(table, entity), entity, table, record, prefix, values).scalar_one())
+
+
+def _insert_record(table: sa.Table, entity: Entity) -> sa.Insert:
+    """INSERT of a record's row returning its columns as a read selects them (built once)."""
+    return cached(table, entity, "insert_record", lambda: table.insert().returning(*record_shape(table, entity).select.selected_columns))
+
+
+def insert_record(conn: sa.Connection, table: sa.Table, entity: Entity, record: Mapping[str, Any], actor: Actor, now: datetime) -> dict[str, Any]:
+    """Insert a new record's row at version 1 and return it as stored: the record dict a
+    read gives (without child rows), from the database's ``RETURNING`` (decimals with the
+    column's places, JSON as the database keeps it)."""
+    values = _new_row(entity, table, record, actor, now, None, "")
+    row = guarded(conn, _insert_record(table, entity), entity, table, record, "", values).one()
+    return record_shape(table, entity).read(row)
+
+
+def _insert_child(table: sa.Table, child: Entity) -> sa.Insert:
+    """INSERT of a child row returning its columns as a read nests them, then ``row_order``."""
+    return cached(table, child, "insert_child", lambda: table.insert().returning(*child_shape(table, child).select.selected_columns, table.c.row_order))
+
+
+def insert_rows(conn: sa.Connection, tables: Mapping[str, sa.Table], field_name: str, child: Entity, parent_id: int, rows: list[dict[str, Any]], actor: Actor, now: datetime) -> list[dict[str, Any]]:
+    """Insert the rows of table field ``field_name`` of the new record ``parent_id`` in order
+    and return them as stored, as a read nests them.
+
+    Without unique rules on the child table the rows go in with one statement; with them,
+    one at a time, so a refusal names its row. A row carrying an ``id`` (a ``before_save``
+    hook may add one after validation refused such rows) is refused: a new record has none."""
+    table = tables[child.name]
+    statement = _insert_child(table, child)
+    together = not _has_unique(table)
+    params: list[dict[str, Any]] = []
+    stored: list[sa.Row[Any]] = []
+    for index, row in enumerate(rows):
+        prefix = f"{field_name}[{index}]."
+        if row.get("id") is not None:
+            fitted(child, table, column_values(child, row), prefix)
+            raise RecordInvalid([FieldError(f"{prefix}id", "row", f"is not a row of this record (id {row['id']})")])
+        values = _new_row(child, table, row, actor, now, {"parent_id": parent_id, "parent_field": field_name, "row_order": index}, prefix)
+        if together:
+            params.append(values)
+        else:
+            stored.append(guarded(conn, statement, child, table, row, prefix, values).one())
+    if params:
+        # RETURNING does not promise the parameters' order for several rows; row_order (the last column) restores it
+        stored = sorted(conn.execute(statement, params), key=lambda found: found[-1])
+    shape = child_shape(table, child)
+    return [shape.read(found) for found in stored]
 
 
 def update_row(conn: sa.Connection, table: sa.Table, entity: Entity, record_id: int, version: int, changed: Mapping[str, Any], record: Mapping[str, Any], actor: Actor, now: datetime, prefix: str = "") -> bool:

@@ -120,12 +120,17 @@ def read_row(conn: sa.Connection, table: sa.Table, entity: Entity, record_id: An
     return None if row is None else record_shape(table, entity).read(row)
 
 
+def child_shape(table: sa.Table, child: Entity) -> RecordShape:
+    """The ``RecordShape`` of the nested rows of child entity ``child`` (built once)."""
+    return cached(table, child, "child", lambda: _shape(table, child_columns(child)))
+
+
 def _children_query(table: sa.Table, child: Entity, field_name: str) -> tuple[RecordShape, sa.Select[Any]]:
     """(shape of a child row, SELECT of the rows of ``field_name`` of the parents in the
     expanding parameter ``fw_parents``), built once."""
 
     def build() -> tuple[RecordShape, sa.Select[Any]]:
-        shape = _shape(table, child_columns(child))
+        shape = child_shape(table, child)
         query = (
             shape.select.add_columns(table.c.parent_id)
             .where(table.c.parent_id.in_(sa.bindparam("fw_parents", expanding=True)), table.c.parent_field == field_name)

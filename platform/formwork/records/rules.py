@@ -25,7 +25,7 @@ from formwork.records.coerce import WrongType, coerce_value, is_empty
 from formwork.records.errors import FieldError, RecordInvalid
 from formwork.records.formulas import Formulas
 from formwork.records.hooks import HookContext, call_hook
-from formwork.records.rows import lookup_in
+from formwork.records.rows import cached, lookup_in
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 
@@ -85,7 +85,7 @@ class Validation:
                 continue
             problems = self._field_problems(entity, fld, record, scope)
             errors += [FieldError(path, code, message) for code, message in problems]
-            if not problems and not is_empty(record.get(fld.name)):
+            if not problems and fld.validators and not is_empty(record.get(fld.name)):
                 errors += self._validator_errors(entity, fld, record, prefix)
         if not errors:
             errors += self._unique_set_errors(entity, record, scope, prefix)
@@ -153,22 +153,18 @@ class Validation:
         return errors
 
     def _exists(self, target: str, record_id: int) -> bool:
-        table = self.tables[target]
-        return self.conn.execute(sa.select(table.c.id).where(table.c.id == record_id)).first() is not None
+        return record_exists(self.conn, self.tables[target], self.app.entity(target), record_id)
 
     def _taken(self, entity: Entity, fields: tuple[str, ...], record: Mapping[str, Any], scope: RowScope) -> bool:
         """True when another stored row has the same values in ``fields``."""
         table = self.tables[entity.name]
-        query = sa.select(table.c.id).where(*[table.c[f] == record.get(f) for f in fields])
+        query = _taken_query(table, entity, fields, scope.record_id is not None, scope.parent_id is not None)
+        params = {f"fw_v{n}": record.get(f) for n, f in enumerate(fields)}
         if scope.record_id is not None:
-            query = query.where(table.c.id != scope.record_id)
+            params["fw_id"] = scope.record_id
         if scope.parent_id is not None:
-            # rows of the same parent are being rewritten now; repeats among them are
-            # caught by _repeats_within instead
-            query = query.where(
-                sa.or_(table.c.parent_id != scope.parent_id, table.c.parent_field != scope.parent_field, table.c.parent_id.is_(None))
-            )
-        return self.conn.execute(query.limit(1)).first() is not None
+            params.update(fw_parent=scope.parent_id, fw_parent_field=scope.parent_field)
+        return self.conn.execute(query, params).first() is not None
 
     def _unique_set_errors(self, entity: Entity, record: Mapping[str, Any], scope: RowScope, prefix: str) -> list[FieldError]:
         errors = []
@@ -178,6 +174,34 @@ class Validation:
             if self._taken(entity, fields, record, scope):
                 errors.append(FieldError(f"{prefix}{fields[0]}", "unique", unique_message(entity, fields, record)))
         return errors
+
+
+# Statements built once per table and run with the values as parameters (see rows.cached).
+
+
+def record_exists(conn: sa.Connection, table: sa.Table, entity: Entity, record_id: int) -> bool:
+    """True when ``table`` (of ``entity``) has a row with ``record_id``."""
+    query = cached(table, entity, "exists", lambda: sa.select(table.c.id).where(table.c.id == sa.bindparam("fw_id")))
+    return conn.execute(query, {"fw_id": record_id}).first() is not None
+
+
+def _taken_query(table: sa.Table, entity: Entity, fields: tuple[str, ...], other_than_own: bool, within_parent: bool) -> sa.Select[Any]:
+    """SELECT of a row with the values ``fw_v0``, ``fw_v1``... in ``fields``: other than row
+    ``fw_id`` when ``other_than_own``; outside the rows of table field ``fw_parent_field``
+    of parent ``fw_parent`` when ``within_parent`` (those are being rewritten now; repeats
+    among them are caught by ``_repeats_within`` instead)."""
+
+    def build() -> sa.Select[Any]:
+        query = sa.select(table.c.id).where(*[table.c[f] == sa.bindparam(f"fw_v{n}") for n, f in enumerate(fields)])
+        if other_than_own:
+            query = query.where(table.c.id != sa.bindparam("fw_id"))
+        if within_parent:
+            query = query.where(
+                sa.or_(table.c.parent_id != sa.bindparam("fw_parent"), table.c.parent_field != sa.bindparam("fw_parent_field"), table.c.parent_id.is_(None))
+            )
+        return query.limit(1)
+
+    return cached(table, entity, ("taken", fields, other_than_own, within_parent), build)
 
 
 def _shape_problems(fld: Field, value: Any) -> list[tuple[str, str]]:

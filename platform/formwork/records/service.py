@@ -243,13 +243,13 @@ class RecordService:
         self._hook(ent, "before_save", record, ctx)
         if ent.number and is_empty(record.get(ent.number.field)):
             record[ent.number.field] = next_number(conn, self._sequences, ent.number, now.date())
-        table = self.tables[ent.name]
-        record_id = persist.insert_row(conn, table, ent, record, actor, now)
+        # the inserts return the rows as stored (as a read would give them): nothing to re-read
+        saved = persist.insert_record(conn, self.tables[ent.name], ent, record, actor, now)
+        record_id = saved["id"]
         for name, child_name, _rows in self._table_fields(ent, None):
-            persist.replace_rows(conn, self.tables, name, self.app.entity(child_name), record_id, [], record[name], actor, now)
+            saved[name] = persist.insert_rows(conn, self.tables, name, self.app.entity(child_name), record_id, record[name], actor, now)
         if not self._reaches(conn, ent, record_id, actor, "create"):
             raise PermissionDenied("create", ent.name, f"you may not create this {ent.name} record: it falls outside the records your roles let you create")
-        saved = self._reread(conn, ent, record_id)
         self._journal(conn, ent, record_id, "create", "created", channel, actor, now, None, saved)
         self._hook(ent, "after_save", saved, ctx)
         return saved
@@ -568,14 +568,20 @@ class RecordService:
 
     def _journal(self, conn: sa.Connection, ent: Entity, record_id: int, action: str, event: str, channel: str, actor: Actor, now: datetime, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
         """The audit row and the outgoing event of one write."""
-        shown = list(new or old or {})
-        if old is not None and new is not None:
-            # who and when are columns of the audit row itself
-            shown = [k for k in shown if k not in ("version", "updated_at", "updated_by")]
-        changes = journal.changes_between(old, new, shown)
+        if old is None and new is not None:
+            # a create lists every value with one: made JSON-safe once for both rows
+            record: dict[str, Any] = journal.json_safe(new)
+            changes = journal.creation_changes(record)
+        else:
+            shown = list(new or old or {})
+            if old is not None and new is not None:
+                # who and when are columns of the audit row itself
+                shown = [k for k in shown if k not in ("version", "updated_at", "updated_by")]
+            changes = journal.changes_between(old, new, shown)
+            record = journal.json_safe(new if new is not None else old)
         journal.write_audit(conn, self._audit, entity=ent.name, record_id=record_id, action=action, channel=channel, actor=actor, at=now, changes=changes)
-        payload = {"record": new if new is not None else old, "changes": changes, "channel": channel, "user_id": actor.user_id}
-        journal.write_event(conn, self._events, entity=ent.name, record_id=record_id, action=event, at=now, payload=payload)
+        payload = {"record": record, "changes": changes, "channel": channel, "user_id": actor.user_id}
+        journal.write_event(conn, self._events, entity=ent.name, record_id=record_id, action=event, at=now, payload=payload, safe=True)
 
 
 def _without(record: dict[str, Any], hidden: frozenset[str]) -> dict[str, Any]:
