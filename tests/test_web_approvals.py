@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from web_login import logged_in
+from werkzeug.serving import make_server
 
 from formwork.metadata import compile_project
 from formwork.metadata.model import App
@@ -297,5 +299,102 @@ def test_the_screens_speak_the_deployments_language() -> None:
     english = Words(App(name="a"))
     both = Words(App(name="b", locales=("en", "zh"), default_locale="en"))
     chinese = Words(App(name="c", locales=("zh", "en"), default_locale="zh"))
-    assert [w.name("waiting") for w in (english, both, chinese)] == ["Waiting for me", "Waiting for me (待我审批)", "待我审批"]
+    assert [w.name("box_waiting") for w in (english, both, chinese)] == ["Waiting for me", "Waiting for me (待我审批)", "待我审批"]
     assert [w.say("timeline") for w in (english, both, chinese)] == ["Timeline", "Timeline", "审批记录"]
+
+
+@pytest.fixture
+def served_site(site: Site) -> Iterator[tuple[Site, Any, str]]:
+    """The site over a real socket and a headless Chromium page."""
+    from playwright.sync_api import sync_playwright
+
+    server = make_server("127.0.0.1", 0, site.web, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    playwright = sync_playwright().start()
+    browser = playwright.chromium.launch(
+        executable_path="/usr/bin/chromium",
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
+    try:
+        yield site, browser.new_page(), f"http://127.0.0.1:{server.server_port}"
+    finally:
+        browser.close()
+        playwright.stop()
+        server.shutdown()
+        thread.join()
+
+
+def log_in(page: Any, base: str, username: str) -> None:
+    """Log in through the login page with the demo password, starting from the home page."""
+    page.goto(f"{base}/admin/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "demo123")
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_url(f"{base}/admin/")
+
+
+def open_inbox(page: Any, box: str = "waiting") -> None:
+    """Through the menu: Approvals, then Inbox, then the box's tab."""
+    page.click("text=Approvals (审批)")
+    page.click("text=Inbox (待办)")
+    page.click(f"ul.formwork-inbox-tabs a[data-box={box}]")
+
+
+def message(page: Any) -> tuple[str, str]:
+    """The kind (success, danger) and text of the last flashed message."""
+    alert = page.locator(".alert-dismissable").last
+    kind = next(c for c in (alert.get_attribute("class") or "").split() if c.startswith("alert-") and c != "alert-dismissable")
+    return kind.removeprefix("alert-"), alert.inner_text().replace("×", "").strip()
+
+
+@pytest.mark.browser
+def test_the_demo_walkthrough_in_a_browser(served_site: tuple[Site, Any, str]) -> None:
+    site, page, base = served_site
+    chairs = site.row("purchase_request", title=CHAIRS)
+
+    # huang.lei finds his draft in the list, opens it and submits it
+    log_in(page, base, "huang.lei")
+    page.goto(f"{base}/admin/purchase_request/")
+    page.locator("tr", has_text=CHAIRS).locator("a[title='View Record']").click()
+    assert page.locator(".formwork-flow-status").inner_text() == "Draft"
+    page.click("form[data-action=submit] button")
+    assert message(page) == ("success", "Submit (提交): done. Status: Pending.")
+    assert page.locator(".formwork-flow-step").inner_text() == "Manager review"
+    assert page.locator(".formwork-flow-waiting").inner_text() == "吴昊 (wu.hao)"
+    page.click("button:has-text('Log out')")
+
+    # wu.hao sees it in his inbox and approves it with a comment
+    log_in(page, base, "wu.hao")
+    open_inbox(page)
+    row = page.locator("table.formwork-inbox tr", has_text="黄磊 (huang.lei)")
+    assert "Manager review" in row.inner_text()
+    row.locator(f"a:has-text('{chairs['code']}')").click()
+    page.fill("form[data-action=approve] textarea[name=comment]", "客户已确认样品，同意")
+    page.click("form[data-action=approve] button")
+    assert message(page) == ("success", "Approve (同意): done. Status: Pending.")
+    assert page.locator(".formwork-flow-step").inner_text() == "Finance countersign"
+    open_inbox(page)
+    assert page.locator("table.formwork-inbox tbody").inner_text().strip() == "Nothing here."
+    page.click("button:has-text('Log out')")
+
+    # a finance member rejects it without saying why: the screen says a comment is needed, nothing changes
+    log_in(page, base, "liu.fang")
+    open_inbox(page)
+    page.locator("table.formwork-inbox tr", has_text=chairs["code"]).locator("a").click()
+    before = site.written()
+    page.click("form[data-action=reject] button")
+    assert message(page) == ("danger", "Reject (拒绝): a comment is required to reject: say why")
+    assert site.written() == before
+    assert page.locator(".formwork-flow-status").inner_text() == "Pending"
+    page.click("button:has-text('Log out')")
+
+    # the requester follows it on the timeline, from "Submitted by me"
+    log_in(page, base, "huang.lei")
+    open_inbox(page, "submitted")
+    page.locator("table.formwork-inbox tr", has_text=chairs["code"]).locator("a").click()
+    lines = [line.split("\t") for line in page.locator("table.formwork-timeline tbody").inner_text().strip().split("\n")]
+    assert [line[1:5] for line in lines] == [
+        ["黄磊 (huang.lei)", "Submit (提交)", "", ""],
+        ["吴昊 (wu.hao)", "Approve (同意)", "Manager review", "客户已确认样品，同意"],
+    ]

@@ -44,10 +44,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "approvals": ("Approvals", "审批"),
     "inbox": ("Inbox", "待办"),
     "notifications": ("Notifications", "通知"),
-    "waiting": ("Waiting for me", "待我审批"),
-    "submitted": ("Submitted by me", "我发起的"),
-    "handled": ("Handled by me", "我已处理"),
-    "cc": ("CC'd to me", "抄送我的"),
+    "box_waiting": ("Waiting for me", "待我审批"),
+    "box_submitted": ("Submitted by me", "我发起的"),
+    "box_handled": ("Handled by me", "我已处理"),
+    "box_cc": ("CC'd to me", "抄送我的"),
     "submit": ("Submit", "提交"),
     "approve": ("Approve", "同意"),
     "reject": ("Reject", "拒绝"),
@@ -59,6 +59,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "remove_approver": ("Remove approver", "减签"),
     "urge": ("Urge", "催办"),
     "comment": ("Comment", "评论"),
+    "cc": ("CC", "抄送"),
     "skip": ("Skipped", "跳过"),
     "finish": ("Finished", "结束"),
     "remind": ("Reminded", "提醒"),
@@ -401,7 +402,7 @@ class InboxView(_UserView):
             }
             for item in items
         ]
-        tabs = [(name, self.words.name(name)) for name in BOXES]
+        tabs = [(name, self.words.name(f"box_{name}")) for name in BOXES]
         return self.render("formwork/inbox.html", box=box, tabs=tabs, rows=rows, page=number, more=more, words=self.words)
 
     def step_label(self, flow_name: str, step: str | None) -> str:
