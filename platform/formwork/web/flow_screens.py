@@ -278,10 +278,10 @@ class FlowRecordView(RecordView):
 
     def action_form(self, action: str, state: dict[str, Any], users: tuple[tuple[str, str], ...]) -> ActionForm:
         flow = self.flow
-        button = {"approve": "btn-success", "reject": "btn-danger", "submit": "btn-primary"}.get(action, "btn-outline-secondary")
         if isinstance(flow, Workflow):
             rule = next((t.comment for t in flow.transitions if t.name == action and state["status"] in t.from_states), "optional")
             return ActionForm(action, self.action_label(action), rule, "btn-primary")
+        button = {"approve": "btn-success", "reject": "btn-danger", "submit": "btn-primary"}.get(action, "btn-outline-secondary")
         comment = "required" if action in COMMENT_REQUIRED else "optional"
         steps = None
         if action == "return" and isinstance(flow, Approval):
