@@ -256,6 +256,7 @@ class FlowRecordView(RecordView):
         )
 
     def status_label(self, status: str | None) -> str:
+        """The status's label in the default locale (the status field's option)."""
         field = self.entity.fields.get(STATUS_FIELD)
         for option in field.options if field is not None else ():
             if option.value == status:
@@ -263,6 +264,7 @@ class FlowRecordView(RecordView):
         return status or ""
 
     def step_label(self, step: str | None) -> str:
+        """An approval step's label in the default locale, else its name."""
         if step and isinstance(self.flow, Approval):
             for candidate in self.flow.steps:
                 if candidate.name == step:
@@ -270,6 +272,7 @@ class FlowRecordView(RecordView):
         return step or ""
 
     def action_label(self, action: str) -> str:
+        """A workflow transition's label, else the name of an approval action (or timeline entry)."""
         if isinstance(self.flow, Workflow):
             for transition in self.flow.transitions:
                 if transition.name == action:
@@ -277,6 +280,7 @@ class FlowRecordView(RecordView):
         return self.words.name(action)
 
     def action_form(self, action: str, state: dict[str, Any], users: tuple[tuple[str, str], ...]) -> ActionForm:
+        """The form of ``action`` in the flow's ``state``, its pickers filled (``users``: who may be named)."""
         flow = self.flow
         if isinstance(flow, Workflow):
             rule = next((t.comment for t in flow.transitions if t.name == action and state["status"] in t.from_states), "optional")
@@ -299,6 +303,7 @@ class FlowRecordView(RecordView):
         )
 
     def timeline_entry(self, entry: dict[str, Any], people: dict[str, str]) -> TimelineEntry:
+        """One timeline entry as shown, people by full name where ``people`` knows them."""
         details = []
         for key, value in (entry.get("details") or {}).items():
             shown = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
@@ -364,6 +369,7 @@ class _UserView(BaseView):
         return flask.url_for(f"records_{entity}.details_view", id=record_id)
 
     def entity_name(self, entity: str | None) -> str:
+        """The entity's label, else its name as stored."""
         found = self.runtime.app_model.entities.get(entity or "")
         return entity_label(found, self.runtime.app_model.default_locale) if found is not None else entity or ""
 
@@ -406,6 +412,7 @@ class InboxView(_UserView):
         return self.render("formwork/inbox.html", box=box, tabs=tabs, rows=rows, page=number, more=more, words=self.words)
 
     def step_label(self, flow_name: str, step: str | None) -> str:
+        """The step's label in the approval's metadata, else its name."""
         flow = self.runtime.app_model.approvals.get(flow_name)
         for candidate in flow.steps if flow is not None else ():
             if candidate.name == step:
