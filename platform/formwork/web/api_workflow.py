@@ -28,7 +28,7 @@ from formwork.records import Actor, FieldError
 from formwork.web.api import request_actor
 from formwork.web.api.errors import ApiError, refuse, register_error_handlers
 from formwork.web.api.payload import json_response
-from formwork.web.runtime import Runtime
+from formwork.web.runtime import Runtime, flow_engine
 from formwork.workflow.actions import FlowEngine
 from formwork.workflow.errors import WorkflowError
 from formwork.workflow.notify import failed_notifications, notifications_of
@@ -122,12 +122,8 @@ def _runtime() -> Runtime:
 
 
 def _engine(runtime: Runtime) -> FlowEngine:
-    """One engine per app (it keeps compiled conditions), made on first use."""
-    extensions = flask.current_app.extensions
-    engine = extensions.get(BLUEPRINT_NAME)
-    if engine is None or engine.records is not runtime.records:
-        engine = extensions[BLUEPRINT_NAME] = FlowEngine(runtime.records)
-    return engine
+    """The app's one engine, shared with the screens."""
+    return flow_engine(runtime)
 
 
 def _report_scope(runtime: Runtime, caller: Actor) -> dict[str, Any] | None:

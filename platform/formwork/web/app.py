@@ -29,6 +29,7 @@ from formwork.web.api_transfer import transfer_blueprint
 from formwork.web.api_workflow import workflow_blueprint
 from formwork.web.assets import ui_root
 from formwork.web.auth import current_actor, init_auth
+from formwork.web.flow_screens import FlowRecordView, register_flow_screens
 from formwork.web.forms import entity_label
 from formwork.web.runtime import Runtime
 from formwork.web.screens import menu_layout, register_screens
@@ -48,7 +49,8 @@ def create_app(
 ) -> flask.Flask:
     """A Flask app serving ``project``: the index page, ``/healthz``, the login page, the
     CRUD screens under ``/admin`` and the REST API (records, workflow, import and export)
-    under ``/api/v1``. Every page but ``/login`` and ``/healthz`` needs a login; the API
+    under ``/api/v1``, with the approvals (inbox, approval panels, notifications) on the
+    screens. Every page but ``/login`` and ``/healthz`` needs a login; the API
     needs a bearer token or a login session; the metadata's roles decide the rest.
 
     Compiles the metadata unless ``app_model`` is given and opens the project's database
@@ -80,7 +82,9 @@ def create_app(
         index_view=EntityIndexView(runtime, name="Home", url="/admin", endpoint="admin"),
         theme=Bootstrap4Theme(base_template="formwork/admin_base.html", fluid=True),
     )
-    register_screens(admin, runtime)
+    # the approvals come first in the menu: an OA user starts from their inbox
+    register_flow_screens(admin, runtime)
+    register_screens(admin, runtime, FlowRecordView)
     register_account_screens(admin, runtime)
     register_api(app)
     app.register_blueprint(workflow_blueprint(actor=request_actor))

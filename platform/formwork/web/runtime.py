@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import flask
 import sqlalchemy as sa
 
 from formwork.metadata.model import App
@@ -11,6 +12,10 @@ from formwork.metadata.project import Project
 from formwork.plugins import HookRegistry
 from formwork.records import RecordService
 from formwork.storage import Schema
+from formwork.workflow.actions import FlowEngine
+
+# Where the app keeps its one FlowEngine (the workflow API and the screens share it).
+FLOW_ENGINE_KEY = "formwork_workflow"
 
 
 @dataclass(frozen=True)
@@ -28,3 +33,13 @@ class Runtime:
     records: RecordService
     hooks: HookRegistry
     schema_warning: str | None = None
+
+
+def flow_engine(runtime: Runtime) -> FlowEngine:
+    """The current app's FlowEngine on ``runtime``'s records, made on first use and kept in
+    ``app.extensions`` (it keeps compiled conditions, so one per app is enough)."""
+    extensions = flask.current_app.extensions
+    engine = extensions.get(FLOW_ENGINE_KEY)
+    if engine is None or engine.records is not runtime.records:
+        engine = extensions[FLOW_ENGINE_KEY] = FlowEngine(runtime.records)
+    return engine

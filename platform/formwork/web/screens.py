@@ -655,12 +655,12 @@ def menu_layout(app: App) -> list[tuple[str, list[Entity]]]:
     return list(groups.items())
 
 
-def register_screens(admin: Admin, runtime: Runtime) -> list[RecordView]:
-    """Add a RecordView for every entity of the app to ``admin``, grouped as in ``menu_layout``."""
+def register_screens(admin: Admin, runtime: Runtime, view_class: type[RecordView] = RecordView) -> list[RecordView]:
+    """Add a ``view_class`` view for every entity of the app to ``admin``, grouped as in ``menu_layout``."""
     views = []
     for category, entities in menu_layout(runtime.app_model):
         for entity in entities:
-            view = RecordView(runtime, entity, category)
+            view = view_class(runtime, entity, category)
             admin.add_view(view)
             views.append(view)
     return views
