@@ -293,6 +293,18 @@ def test_inbox_pages_and_notifications_unread_first(site: Site) -> None:
     assert subjects[-1] == f"Waiting for your approval: {made[-1]}" and subjects[0] == f"Waiting for your approval: {made[-2]}"
     # nobody else's notifications show
     assert "Waiting for your approval" not in site.screens("huang.lei").get("/admin/notifications/").text
+    # mark all read: needs the CSRF token, then every one of guo.peng's reads as read, nobody else's changes
+    def unread(username: str) -> int:
+        user = site.row("fw_user", username=username)["id"]
+        with site.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).where(notes.c.user_id == user, notes.c.read_at.is_(None))).scalar_one()
+
+    others_before = unread("huang.lei")
+    assert guo.post("/admin/notifications/read").status_code == 403 and unread("guo.peng") == INBOX_PAGE_SIZE
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert guo.post("/admin/notifications/read", data={"csrf_token": token}).status_code == 302
+    assert unread("guo.peng") == 0 and unread("huang.lei") == others_before
+    assert "Mark all as read" not in guo.get("/admin/notifications/").text
 
 
 def test_the_screens_speak_the_deployments_language() -> None:

@@ -140,3 +140,23 @@ def test_statistics_follow_the_report_grants_and_their_rows(served: tuple[Compan
     refused = stats("eve", "?flow=purchase_approval")
     assert refused.status_code == 403 and refused.json["errors"][0]["field"] == "flow"
     assert stats("eve", "?flow=nothing_like_it").status_code == 404
+
+
+def test_notifications_are_marked_read_by_their_owner_only(served: tuple[Company, flask.testing.FlaskClient]) -> None:
+    company, client = served
+    for title in ("Pens", "Paper"):
+        post(client, "eve", company.create("eve", title=title, amount=100), "submit")
+    mine = client.get("/api/v1/notifications?unread=1", headers=auth(client, "mary")).json["items"]
+    assert len(mine) == 2
+    ids = [n["id"] for n in mine]
+    # someone else's ids change nothing; bad bodies are refused
+    assert client.post("/api/v1/notifications/read", json={"ids": ids}, headers=auth(client, "eve")).json == {"marked": 0}
+    for body in ({}, {"ids": []}, {"ids": ["1"]}, {"ids": ids, "all": True}, {"every": True}, {"all": False}):
+        response = client.post("/api/v1/notifications/read", json=body, headers=auth(client, "mary"))
+        assert response.status_code == 422, body
+    assert len(client.get("/api/v1/notifications?unread=1", headers=auth(client, "mary")).json["items"]) == 2
+    assert client.post("/api/v1/notifications/read", json={"ids": ids[:1]}, headers=auth(client, "mary")).json == {"marked": 1}
+    assert [n["id"] for n in client.get("/api/v1/notifications?unread=1", headers=auth(client, "mary")).json["items"]] == ids[1:]
+    assert client.post("/api/v1/notifications/read", json={"all": True}, headers=auth(client, "mary")).json == {"marked": 1}
+    assert client.get("/api/v1/notifications?unread=1", headers=auth(client, "mary")).json["items"] == []
+    assert client.post("/api/v1/notifications/read", json={"all": True}).status_code == 401

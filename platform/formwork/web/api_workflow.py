@@ -31,7 +31,7 @@ from formwork.web.api.payload import json_response
 from formwork.web.runtime import Runtime, flow_engine
 from formwork.workflow.actions import FlowEngine
 from formwork.workflow.errors import WorkflowError
-from formwork.workflow.notify import failed_notifications, notifications_of
+from formwork.workflow.notify import failed_notifications, mark_read, notifications_of
 from formwork.workflow.stats import approval_stats
 
 BLUEPRINT_NAME = "formwork_workflow"
@@ -106,6 +106,23 @@ def workflow_blueprint(actor: Callable[[], Actor] = request_actor) -> flask.Blue
         with runtime.engine.connect() as conn:
             return json_response({"items": notifications_of(conn, _engine(runtime).tables, user_id, unread)})
 
+    @blueprint.post("/notifications/read")
+    def read() -> flask.Response:
+        runtime = _runtime()
+        user_id = _user_id(actor())
+        body = _body_of(("ids", "all"))
+        ids = body.get("ids")
+        if body.get("all") is True and ids is None:
+            wanted = None
+        elif isinstance(ids, list) and ids and all(isinstance(i, int) and not isinstance(i, bool) for i in ids) and "all" not in body:
+            wanted = ids
+        else:
+            raise refuse(422, "ids", "required", 'send {"ids": [notification ids]} or {"all": true}')
+        engine = _engine(runtime)
+        with runtime.engine.begin() as conn:
+            marked = mark_read(conn, engine.tables, user_id, engine.clock(), wanted)
+        return json_response({"marked": marked})
+
     @blueprint.get("/notifications/failed")
     def failed() -> flask.Response:
         runtime = _runtime()
@@ -170,6 +187,17 @@ def _page() -> tuple[int, int]:
     if not 0 < limit <= MAX_PAGE or offset < 0:
         raise refuse(422, "limit", "range", f"limit must be 1 to {MAX_PAGE} and offset at least 0")
     return limit, offset
+
+
+def _body_of(allowed: tuple[str, ...]) -> dict[str, Any]:
+    """The request's JSON object, refusing keys other than ``allowed``."""
+    body = flask.request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise refuse(400, "", "body", "send a JSON object")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise refuse(422, unknown[0], "unknown_field", f"is not accepted here; send only: {', '.join(allowed)}")
+    return body
 
 
 def _body() -> dict[str, Any]:

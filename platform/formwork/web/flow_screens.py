@@ -29,9 +29,9 @@ from formwork.web.auth import current_actor
 from formwork.web.forms import entity_label, prettify
 from formwork.web.runtime import Runtime, flow_engine
 from formwork.web.screens import RecordRow, RecordView, screen_actor
-from formwork.workflow.actions import ADD_POSITIONS, COMMENT_REQUIRED
+from formwork.workflow.actions import ADD_POSITIONS
 from formwork.workflow.errors import WorkflowError
-from formwork.workflow.notify import notifications_of
+from formwork.workflow.notify import mark_read, notifications_of
 from formwork.workflow.tasks import BOXES
 
 INBOX_PAGE_SIZE = 20
@@ -78,6 +78,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "skipped": ("Skipped", "已跳过"),
     "unread": ("Unread", "未读"),
     "read": ("Read", "已读"),
+    "mark_all_read": ("Mark all as read", "全部标为已读"),
     "running": ("In progress", "审批中"),
     "withdrawn": ("Withdrawn", "已撤回"),
     "returned": ("Returned", "已退回"),
@@ -286,7 +287,7 @@ class FlowRecordView(RecordView):
             rule = next((t.comment for t in flow.transitions if t.name == action and state["status"] in t.from_states), "optional")
             return ActionForm(action, self.action_label(action), rule, "btn-primary")
         button = {"approve": "btn-success", "reject": "btn-danger", "submit": "btn-primary"}.get(action, "btn-outline-secondary")
-        comment = "required" if action in COMMENT_REQUIRED else "optional"
+        comment = "required" if action in state.get("comment_required", ()) else "optional"
         steps = None
         if action == "return" and isinstance(flow, Approval):
             names = [s.name for s in flow.steps]
@@ -469,6 +470,15 @@ class NotificationsView(_UserView):
             for n in unread + read
         ]
         return self.render("formwork/notifications.html", rows=rows, words=self.words)
+
+    @expose("/read", methods=["POST"])
+    def read(self) -> Any:
+        """Mark every notification of the user read."""
+        actor = screen_actor()
+        engine = flow_engine(self.runtime)
+        with self.runtime.engine.begin() as conn:
+            mark_read(conn, engine.tables, actor.user_id or 0, engine.clock())
+        return flask.redirect(flask.url_for(".index"))
 
 
 def register_flow_screens(admin: Admin, runtime: Runtime) -> None:

@@ -149,8 +149,9 @@ class FlowEngine:
 
     def state(self, entity: str, record_id: int, actor: Actor) -> dict[str, Any]:
         """The record's flow as ``actor`` sees it now: ``flow``, ``kind`` (approval or
-        workflow), ``status``, the current ``step``, who it is ``waiting_for`` and the
-        ``actions`` the actor may take (what screens offer as buttons)."""
+        workflow), ``status``, the current ``step``, who it is ``waiting_for``, the
+        ``actions`` the actor may take (what screens offer as buttons) and, for an approval,
+        which of them need a comment (``comment_required``)."""
         flow = self.app.flow_for(entity)
         if flow is None:
             raise FlowNotFound(f"{entity} has no workflow or approval", "no_flow")
@@ -394,6 +395,10 @@ class _Run:
         if inst is not None and self._involved():
             actions += ["comment", "cc"]
         shown["actions"] = actions
+        if self.approval is None:
+            self.approval = flow
+        required = set(self._comments_required()) | {"comment"}
+        shown["comment_required"] = [a for a in actions if a in required]
         return shown
 
     # ------------------------------------------------------------- plain workflows

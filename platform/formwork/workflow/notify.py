@@ -177,6 +177,19 @@ def notifications_of(conn: sa.Connection, tables: Mapping[str, sa.Table], user_i
     return [_shown(row) for row in rows]
 
 
+def mark_read(conn: sa.Connection, tables: Mapping[str, sa.Table], user_id: int, now: datetime, ids: Iterable[int] | None = None) -> int:
+    """Mark the user's unread notifications (those of ``ids``, or all when None) read at
+    ``now``; returns how many changed. Others' notifications are never touched."""
+    table = tables["fw_notification"]
+    query = sa.update(table).where(table.c.user_id == user_id, table.c.read_at.is_(None)).values(read_at=now)
+    if ids is not None:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return 0
+        query = query.where(table.c.id.in_(wanted))
+    return int(conn.execute(query).rowcount or 0)
+
+
 def failed_notifications(conn: sa.Connection, tables: Mapping[str, sa.Table], limit: int = 100) -> list[dict[str, Any]]:
     """Mail that could not be delivered after every retry, newest first (for admins)."""
     table = tables["fw_notification"]
