@@ -101,7 +101,8 @@ def test_refusals_say_why_and_change_nothing(served: tuple[Company, flask.testin
     post(client, "eve", request, "submit")
     before = company.counts()
     cases = [
-        (post(client, "otto", request, "approve"), 403, "not_yours"),
+        (post(client, "fred", request, "approve"), 403, "not_yours"),  # fred reads every request, but it is mary's step
+        (post(client, "otto", request, "approve"), 404, "not_found"),  # otto reads his own requests only
         (post(client, "mary", request, "reject"), 422, "comment_required"),
         (post(client, "mary", request, "transfer", user="ivan"), 422, "inactive_user"),
         (post(client, "mary", request, "approve", comment=5), 422, "type"),

@@ -57,7 +57,10 @@ def workflow_blueprint(actor: Callable[[], Actor] = request_actor) -> flask.Blue
         body = _body()
         caller = actor()
         _user_id(caller)
-        result = _engine(runtime).act(entity_name, _id(record_id), action, caller, **body)
+        number = _id(record_id)
+        # as on the screens: one acts only on a record one may read (404 otherwise, like a missing one)
+        runtime.records.get(entity_name, number, caller)
+        result = _engine(runtime).act(entity_name, number, action, caller, **body)
         return json_response(result.as_dict())
 
     @blueprint.get("/<entity_name>/<record_id>/workflow")
