@@ -26,7 +26,7 @@ from formwork.records import Actor
 from formwork.security import tokens
 from formwork.security.accounts import AccountError, Accounts
 from formwork.web.api import request_actor
-from formwork.web.api.errors import refuse, register_error_handlers
+from formwork.web.api.errors import json_object, refuse, register_error_handlers
 from formwork.web.api.payload import json_response
 from formwork.web.runtime import Runtime
 
@@ -55,7 +55,7 @@ def accounts_blueprint() -> flask.Blueprint:
     @blueprint.post("/me/password")
     def change_password() -> flask.Response:
         caller = _person()
-        body = _body(("current_password", "password"))
+        body = json_object(("current_password", "password"))
         current, new = _text(body, "current_password"), _text(body, "password")
         _accounts(caller).change_own_password(caller.username, current, new, flask.request.remote_addr)
         return flask.Response(status=204)
@@ -68,7 +68,7 @@ def accounts_blueprint() -> flask.Blueprint:
     @blueprint.post("/me/tokens")
     def create_token() -> flask.Response:
         caller = _person()
-        body = _body(("name", "expires_in"))
+        body = json_object(("name", "expires_in"))
         name = body.get("name")
         if name is not None and (not isinstance(name, str) or len(name) > MAX_TOKEN_NAME):
             raise refuse(422, "name", "type", f"must be text of at most {MAX_TOKEN_NAME} characters")
@@ -98,7 +98,7 @@ def accounts_blueprint() -> flask.Blueprint:
     def set_roles(user_id: str) -> flask.Response:
         accounts = _accounts(_admin())
         username = _username(user_id)
-        wanted = _body(("roles",)).get("roles")
+        wanted = json_object(("roles",)).get("roles")
         if not isinstance(wanted, list) or not all(isinstance(r, str) for r in wanted):
             raise refuse(422, "roles", "type", "must be a list of role names")
         caller = _admin()
@@ -110,7 +110,7 @@ def accounts_blueprint() -> flask.Blueprint:
     def reset_password(user_id: str) -> flask.Response:
         accounts = _accounts(_admin())
         username = _username(user_id)
-        accounts.set_password(username, _text(_body(("password",)), "password"))
+        accounts.set_password(username, _text(json_object(("password",)), "password"))
         return flask.Response(status=204)
 
     @blueprint.get("/user/<user_id>/tokens")
@@ -162,17 +162,6 @@ def _username(user_id: str) -> str:
     if found is None:
         raise refuse(404, "", "not_found", f"there is no user with id '{user_id}'")
     return str(found)
-
-
-def _body(allowed: tuple[str, ...]) -> dict[str, Any]:
-    """The JSON object of the request; unknown keys are refused, so a typo is not ignored."""
-    body = flask.request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise refuse(400, "", "body", "send a JSON object")
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise refuse(422, unknown[0], "unknown_field", f"is not accepted here; send only: {', '.join(allowed)}")
-    return body
 
 
 def _text(body: dict[str, Any], key: str) -> str:

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from formwork.records import Actor, FieldError
 from formwork.web.api import request_actor
-from formwork.web.api.errors import ApiError, refuse, register_error_handlers
+from formwork.web.api.errors import ApiError, json_object, refuse, register_error_handlers
 from formwork.web.api.payload import json_response
 from formwork.web.runtime import Runtime, flow_engine
 from formwork.workflow.actions import FlowEngine
@@ -113,7 +113,7 @@ def workflow_blueprint(actor: Callable[[], Actor] = request_actor) -> flask.Blue
     def read() -> flask.Response:
         runtime = _runtime()
         user_id = _user_id(actor())
-        body = _body_of(("ids", "all"))
+        body = json_object(("ids", "all"))
         ids = body.get("ids")
         if body.get("all") is True and ids is None:
             wanted = None
@@ -190,17 +190,6 @@ def _page() -> tuple[int, int]:
     if not 0 < limit <= MAX_PAGE or offset < 0:
         raise refuse(422, "limit", "range", f"limit must be 1 to {MAX_PAGE} and offset at least 0")
     return limit, offset
-
-
-def _body_of(allowed: tuple[str, ...]) -> dict[str, Any]:
-    """The request's JSON object, refusing keys other than ``allowed``."""
-    body = flask.request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise refuse(400, "", "body", "send a JSON object")
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise refuse(422, unknown[0], "unknown_field", f"is not accepted here; send only: {', '.join(allowed)}")
-    return body
 
 
 def _body() -> dict[str, Any]:

@@ -46,6 +46,18 @@ def refuse(status: int, field: str, code: str, message: str) -> ApiError:
     return ApiError(status, [FieldError(field, code, message)])
 
 
+def json_object(allowed: tuple[str, ...]) -> dict[str, Any]:
+    """The request's JSON object with no keys but ``allowed``: 400 when the body is not a
+    JSON object, 422 ``unknown_field`` naming the first other key (a typo is never ignored)."""
+    body = flask.request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise refuse(400, "", "body", "send a JSON object")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise refuse(422, unknown[0], "unknown_field", f"is not accepted here; send only: {', '.join(allowed)}")
+    return body
+
+
 def error_body(errors: Iterable[FieldError], **extra: Any) -> dict[str, Any]:
     """The JSON body of an error response (``row`` only where a batch sets it)."""
     listed = []
