@@ -26,12 +26,25 @@ CONFIGURED = """
       - {name: finance, approvers: {user: fred}, comment_required: [approve, reject]}
     """
 
+# approvers act on records they may read (the API answers 404 otherwise)
 ROLES = {
     "metadata/staff.yaml": """
         kind: role
         name: staff
         grants:
           purchase_request: {actions: [create, read, update], rows: all}
+        """,
+    "metadata/manager.yaml": """
+        kind: role
+        name: manager
+        grants:
+          purchase_request: {actions: [read], rows: department_tree}
+        """,
+    "metadata/roles.yaml": """
+        kind: role
+        name: finance
+        grants:
+          purchase_request: {actions: [read], rows: all}
         """,
 }
 
