@@ -18,6 +18,7 @@ from formwork.security import tokens
 from formwork.security.accounts import AccountError, Accounts
 from formwork.web.auth import current_actor
 from formwork.web.runtime import Runtime
+from formwork.web.screens import menu_layout
 
 SCREEN_CHANNEL = "screen"
 CATEGORY = "Organization"
@@ -30,8 +31,8 @@ def _accounts(runtime: Runtime, actor: Actor) -> Accounts:
 class MyAccountView(BaseView):
     """The logged-in user's password and API tokens."""
 
-    def __init__(self, runtime: Runtime, **kwargs: Any):
-        super().__init__(name="My account", endpoint="my_account", url="/admin/account", category=CATEGORY, **kwargs)
+    def __init__(self, runtime: Runtime, category: str = CATEGORY, **kwargs: Any):
+        super().__init__(name="My account", endpoint="my_account", url="/admin/account", category=category, **kwargs)
         self.runtime = runtime
 
     def is_accessible(self) -> bool:
@@ -93,8 +94,8 @@ class MyAccountView(BaseView):
 class UsersAndRolesView(BaseView):
     """Admins: every user with their roles; per user, the roles to hold and a new password."""
 
-    def __init__(self, runtime: Runtime, **kwargs: Any):
-        super().__init__(name="Users and roles", endpoint="user_roles", url="/admin/user-roles", category=CATEGORY, **kwargs)
+    def __init__(self, runtime: Runtime, category: str = CATEGORY, **kwargs: Any):
+        super().__init__(name="Users and roles", endpoint="user_roles", url="/admin/user-roles", category=category, **kwargs)
         self.runtime = runtime
 
     def is_accessible(self) -> bool:
@@ -161,6 +162,8 @@ class UsersAndRolesView(BaseView):
 
 
 def register_account_screens(admin: Any, runtime: Runtime) -> None:
-    """Add "My account" and "Users and roles" to the screens."""
-    admin.add_view(MyAccountView(runtime))
-    admin.add_view(UsersAndRolesView(runtime))
+    """Add "My account" and "Users and roles" to the screens, in the menu group of the user
+    screen (the deployment's own name for it, when its menu places users)."""
+    category = next((group for group, entities in menu_layout(runtime.app_model) if any(e.name == "user" for e in entities)), CATEGORY)
+    admin.add_view(MyAccountView(runtime, category))
+    admin.add_view(UsersAndRolesView(runtime, category))
