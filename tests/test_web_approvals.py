@@ -217,6 +217,13 @@ def test_pickers_for_transfer_and_return_and_a_wrong_user_is_refused(site: Site)
     assert outcome(wu, act(wu, "purchase_request", chairs["id"], "transfer")) == [
         ("danger", "Transfer (转交): transfer needs 'user': the username of the other person")]
     assert site.written() == before
+    # a refused action keeps what was typed: the comment is back in its form, once
+    refused = act(wu, "purchase_request", chairs["id"], "transfer", user="tang.jie", comment="客户由唐杰跟进")
+    shown = wu.get(refused.location).text
+    assert '<textarea class="form-control" id="comment-transfer" name="comment" rows="1">客户由唐杰跟进</textarea>' in shown
+    assert '<textarea class="form-control" id="comment-approve" name="comment" rows="1"></textarea>' in shown
+    assert "客户由唐杰跟进" not in wu.get(refused.location).text
+    assert site.written() == before
 
     assert outcome(wu, act(wu, "purchase_request", chairs["id"], "transfer", user="li.na", comment="李娜负责这个客户"))[0][0] == "success"
     li = site.screens("li.na")

@@ -167,6 +167,11 @@ class TimelineEntry:
     details: str
 
 
+# The session key of a refused action's comment, shown again in its form (once).
+DRAFT_KEY = "fw_flow_draft"
+DRAFT_LIMIT = 2000
+
+
 @dataclass(frozen=True)
 class FlowPanel:
     """What the approval panel of one record shows to one user."""
@@ -179,6 +184,9 @@ class FlowPanel:
     actions: tuple[ActionForm, ...]
     timeline: tuple[TimelineEntry, ...]
     post_url: str
+    # after a refusal: the action and the comment the user had typed, to type it no more
+    draft_action: str = ""
+    draft_comment: str = ""
 
 
 def when(text: str | None) -> str:
@@ -245,6 +253,9 @@ class FlowRecordView(RecordView):
         people = readable_users(self.runtime, actor)
         others = tuple((u, text) for u, text in people.items() if u != actor.username)
         locale = self.locale
+        draft = flask.session.pop(DRAFT_KEY, None)
+        if not (isinstance(draft, dict) and draft.get("entity") == self.entity.name and draft.get("id") == record["id"]):
+            draft = {}
         return FlowPanel(
             flow=label_text(flow.label, locale, prettify(flow.name)),
             kind=state["kind"],
@@ -254,6 +265,8 @@ class FlowRecordView(RecordView):
             actions=tuple(self.action_form(name, state, others) for name in state["actions"]),
             timeline=tuple(self.timeline_entry(entry, people) for entry in engine.timeline(self.entity.name, record["id"])),
             post_url=self.get_url(".flow_action_view", id=record["id"]),
+            draft_action=str(draft.get("action", "")),
+            draft_comment=str(draft.get("comment", "")),
         )
 
     def status_label(self, status: str | None) -> str:
@@ -346,6 +359,9 @@ class FlowRecordView(RecordView):
             result = flow_engine(self.runtime).act(self.entity.name, int(record_id), action, actor, **options)
         except WorkflowError as refused:
             flask.flash(f"{label}: {refused.message}", "error")
+            if options.get("comment"):
+                flask.session[DRAFT_KEY] = {"entity": self.entity.name, "id": int(record_id), "action": action,
+                                            "comment": options["comment"][:DRAFT_LIMIT]}
             return flask.redirect(back)
         flask.flash(f"{label}: done. {self.words.say('status')}: {self.status_label(result.status)}.", "success")
         return flask.redirect(back)
