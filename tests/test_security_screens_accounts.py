@@ -5,16 +5,15 @@ with refusals shown and nothing written; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from browser import served_page
 from security_world import PASSWORD, build_world
 from web_login import logged_in
-from werkzeug.serving import make_server
 
 from formwork.web import create_app
 
@@ -106,17 +105,7 @@ def test_my_tokens_are_shown_once_and_only_mine_can_be_revoked(site: Any) -> Non
 
 @pytest.mark.browser
 def test_an_admin_gives_a_role_in_the_browser_and_the_user_sees_more(site: Any) -> None:
-    from playwright.sync_api import sync_playwright
-
-    server = make_server("127.0.0.1", 0, site.web, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_port}"
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                         args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-    try:
-        page = browser.new_page()
+    with served_page(site.web) as (page, base):
         page.goto(f"{base}/login")
         page.fill("input[name=username]", "root")
         page.fill("input[name=password]", PASSWORD)
@@ -137,8 +126,3 @@ def test_an_admin_gives_a_role_in_the_browser_and_the_user_sees_more(site: Any) 
         secret = page.locator("code.formwork-token").inner_text()
         assert secret.startswith("fw_")
         assert site.web.test_client().get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).json["username"] == "root"
-    finally:
-        browser.close()
-        playwright.stop()
-        server.shutdown()
-        thread.join()

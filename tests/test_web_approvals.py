@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import re
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,8 +13,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from browser import served_page
 from web_login import logged_in
-from werkzeug.serving import make_server
 
 from formwork.metadata import compile_project
 from formwork.metadata.model import App
@@ -325,23 +324,8 @@ def test_the_screens_speak_the_deployments_language() -> None:
 @pytest.fixture
 def served_site(site: Site) -> Iterator[tuple[Site, Any, str]]:
     """The site over a real socket and a headless Chromium page."""
-    from playwright.sync_api import sync_playwright
-
-    server = make_server("127.0.0.1", 0, site.web, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(
-        executable_path="/usr/bin/chromium",
-        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    )
-    try:
-        yield site, browser.new_page(), f"http://127.0.0.1:{server.server_port}"
-    finally:
-        browser.close()
-        playwright.stop()
-        server.shutdown()
-        thread.join()
+    with served_page(site.web) as (page, base):
+        yield site, page, base
 
 
 def log_in(page: Any, base: str, username: str) -> None:

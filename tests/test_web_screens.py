@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import stat
 import textwrap
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -18,8 +17,8 @@ from pathlib import Path
 
 import flask
 import pytest
+from browser import served_page
 from web_login import PASSWORD, screen_client
-from werkzeug.serving import make_server
 from werkzeug.test import Client
 
 from formwork.metadata import compile_project
@@ -332,24 +331,8 @@ def test_wsgi_entry_point_serves_the_deployment_of_formwork_project(tmp_path: Pa
 
 @pytest.fixture
 def browser_page(served: Served) -> Iterator[tuple[object, str]]:
-    from playwright.sync_api import sync_playwright
-
-    server = make_server("127.0.0.1", 0, served.app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(
-        executable_path="/usr/bin/chromium",
-        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    )
-    try:
-        page = browser.new_page()
-        yield page, f"http://127.0.0.1:{server.server_port}"
-    finally:
-        browser.close()
-        playwright.stop()
-        server.shutdown()
-        thread.join()
+    with served_page(served.app) as opened:
+        yield opened
 
 
 @pytest.mark.browser

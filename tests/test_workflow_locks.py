@@ -6,15 +6,14 @@ locks every other field. Refusals write nothing."""
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import flask
 import pytest
+from browser import served_page
 from web_login import PASSWORD, token_for
-from werkzeug.serving import make_server
 from workflow_deployment import Company
 
 from formwork.security.accounts import Accounts
@@ -184,20 +183,8 @@ def test_a_workflow_state_with_editable_locks_every_other_field(served: tuple[Co
 
 @pytest.fixture
 def browser(served: tuple[Company, flask.testing.FlaskClient]) -> Iterator[tuple[Any, str]]:
-    from playwright.sync_api import sync_playwright
-
-    server = make_server("127.0.0.1", 0, served[1].application, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    playwright = sync_playwright().start()
-    chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox", "--disable-gpu"])
-    try:
-        yield chromium.new_page(), f"http://127.0.0.1:{server.server_port}"
-    finally:
-        chromium.close()
-        playwright.stop()
-        server.shutdown()
-        thread.join()
+    with served_page(served[1].application) as opened:
+        yield opened
 
 
 @pytest.mark.browser
