@@ -169,6 +169,8 @@ def to_utc(moment: datetime) -> datetime:
 
     SQLite keeps no zone, PostgreSQL converts to the session's: both are read back and
     handed out in UTC, so the same record looks the same on either engine."""
+    if moment.tzinfo is UTC:
+        return moment  # PostgreSQL sessions run in UTC (storage.make_engine): the usual case
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)

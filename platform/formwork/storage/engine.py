@@ -27,7 +27,7 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     SQLite: foreign keys enforced, WAL journal (readers never block the writer), a busy
     timeout, and transactional DDL. PostgreSQL: connections checked before use and
     recycled, so a restarted server or a dropped idle connection does not surface as an
-    error. Extra keyword arguments go to ``sqlalchemy.create_engine``.
+    error; every session in UTC. Extra keyword arguments go to ``sqlalchemy.create_engine``.
     """
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -36,7 +36,20 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
         return engine
     options: dict[str, Any] = {"pool_pre_ping": True, "pool_recycle": 1800}
     options.update(kwargs)
-    return sa.create_engine(parsed, **options)
+    engine = sa.create_engine(parsed, **options)
+    _configure_postgresql(engine)
+    return engine
+
+
+def _configure_postgresql(engine: sa.Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # Times come back in UTC (as Formwork hands them out) whatever the server's zone:
+        # nothing to convert per value. Committed, so the pool's first rollback keeps it.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET TIME ZONE 'UTC'")
+        cursor.close()
+        dbapi_connection.commit()
 
 
 def _configure_sqlite(engine: sa.Engine, in_memory: bool) -> None:
