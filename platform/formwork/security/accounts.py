@@ -295,10 +295,6 @@ class Accounts:
             conn.execute(sa.delete(roles).where(roles.c.user_id == user_id, roles.c.role == role))
             self._event(conn, "role_revoked", now, username, {"role": role})
 
-    def role_is_admin(self, role: str) -> bool:
-        """True when ``role`` is or inherits the admin role."""
-        return ADMIN_ROLE in role_closure(self.app, frozenset({role}))
-
     def roles_of(self, username: str) -> list[str]:
         """The roles ``username`` holds, sorted."""
         with self.records.engine.connect() as conn:
@@ -306,10 +302,13 @@ class Accounts:
 
     def set_roles(self, username: str, roles: Iterable[str]) -> list[str]:
         """Make ``roles`` exactly the roles of ``username`` (each grant and revocation is a
-        security event); returns them sorted. Every role must be defined in the metadata."""
+        security event); returns them sorted. Every role must be defined in the metadata, and
+        the acting admin cannot take the admin role from themselves (another admin must)."""
         wanted = set(roles)
         for role in sorted(wanted):
             self.check_role(role)
+        if username == self.actor_name and ADMIN_ROLE not in role_closure(self.app, frozenset(wanted)):
+            raise AccountError("you cannot take the admin role from yourself: another admin must do it", "roles", "self_lockout")
         now = self.clock()
         table = self.security.user_roles
         with self.records.transaction() as conn:
