@@ -179,8 +179,9 @@ def _token_items(accounts: Accounts, username: str) -> list[dict[str, Any]]:
 
 def _revoke(accounts: Accounts, username: str, token_id: str) -> None:
     """Revoke a token of ``username``; 404 when the token is not theirs (whose it is stays unsaid)."""
-    owned = {t.id: t for t in accounts.list_tokens(username)} if token_id.isdigit() else {}
-    token = owned.get(int(token_id)) if token_id.isdigit() else None
+    token = None
+    if token_id.isdigit():
+        token = next((t for t in accounts.list_tokens(username) if t.id == int(token_id)), None)
     if token is None:
         raise refuse(404, "", "not_found", f"you have no token with id '{token_id}'")
     if token.revoked_at is not None:
